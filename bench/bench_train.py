@@ -1,0 +1,202 @@
+"""Training-step throughput of our EAST (one compiled step, one forward pass) on random data.
+
+CPU (default; TensorFlow backend), optionally against EAST-tf2's step in the same run:
+
+    python bench/bench_train.py [--reference_repo .ref/EAST-tf2] [--json]
+
+EAST-tf2's step is timed as its train.py runs it: ``train_step`` (eager GradientTape) and
+then the second forward pass + loss it does for printing. Its model asks for ImageNet
+weights; the bench builds it with random weights instead (patched here, in this process only).
+
+GPU (any backend; made for KERAS_BACKEND=jax on a machine without TensorFlow):
+
+    KERAS_BACKEND=jax python bench/bench_train.py --batch_sizes 32,64,128 \\
+        --mixed_precision both --steps 30 [--json]
+
+prints a table of images/s for float32 and mixed_bfloat16 per batch size. ``--json`` prints
+one JSON line last.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+
+def random_batch(batch_size: int, input_size: int, seed: int = 0):
+    """Images in [-1, 1] and packed targets (B, S/4, S/4, 7) with ~20% positive pixels."""
+    rng = np.random.default_rng(seed)
+    map_size = input_size // 4
+    images = rng.uniform(-1, 1, (batch_size, input_size, input_size, 3)).astype(np.float32)
+    targets = np.zeros((batch_size, map_size, map_size, 7), np.float32)
+    targets[..., 0] = rng.random((batch_size, map_size, map_size)) > 0.8
+    targets[..., 1:5] = rng.random((batch_size, map_size, map_size, 4)) * 64
+    targets[..., 5] = (rng.random((batch_size, map_size, map_size)) - 0.5) * np.pi / 2
+    targets[..., 6] = 1.0
+    return images, targets
+
+
+def time_ours(batch_size: int, input_size: int, steps: int, warmup: int, backbone: str,
+              policy: str = "float32", on_device: bool = False) -> dict:
+    """images/s of our compiled train step (model.training_model + losses.east_loss)."""
+    import keras
+
+    import losses
+    import model as east_model
+
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        network = east_model.build_east(input_size, backbone=backbone, backbone_weights="none")
+        trainer = east_model.training_model(network)
+        trainer.compile(optimizer=keras.optimizers.Adam(1e-4), loss=losses.east_loss,
+                        metrics=[losses.score_loss, losses.geo_loss])
+        images, targets = random_batch(batch_size, input_size)
+        if on_device and keras.backend.backend() == "jax":
+            import jax
+            images, targets = jax.device_put(images), jax.device_put(targets)
+        for _ in range(warmup):
+            trainer.train_on_batch(images, targets)
+        started = time.perf_counter()
+        for _ in range(steps):
+            logs = trainer.train_on_batch(images, targets, return_dict=True)
+        elapsed = (time.perf_counter() - started) / steps
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    if not np.isfinite(logs["loss"]):
+        raise FloatingPointError(f"loss is {logs['loss']}")
+    return {"batch": batch_size, "policy": policy, "step_ms": round(elapsed * 1000, 2),
+            "images_per_s": round(batch_size / elapsed, 2)}
+
+
+def _import_from(path: Path, name: str):
+    spec = importlib.util.spec_from_file_location(f"reference_{name}", path / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def time_reference(repo: Path, batch_size: int, input_size: int, steps: int, warmup: int) -> dict:
+    """images/s of EAST-tf2's per-step work (train_step + second forward + loss), eager."""
+    import tensorflow as tf
+
+    original_resnet = tf.keras.applications.ResNet50
+
+    def resnet_without_download(*args, **kwargs):
+        kwargs["weights"] = None
+        return original_resnet(*args, **kwargs)
+
+    tf.keras.applications.ResNet50 = resnet_without_download
+    try:
+        reference_model = _import_from(repo, "model")
+        reference_losses = _import_from(repo, "losses")
+        east = reference_model.EAST_model(input_size)
+    finally:
+        tf.keras.applications.ResNet50 = original_resnet
+    optimizer = tf.optimizers.Adam(1e-4)
+    images, targets = random_batch(batch_size, input_size)
+    images = tf.constant(images)
+    score_true, geo_true, mask = (tf.constant(targets[..., 0:1]), tf.constant(targets[..., 1:6]),
+                                  tf.constant(targets[..., 6:7]))
+    ones = tf.ones_like(mask)
+    loss_weight, small_text_weight = tf.Variable(0.01), tf.Variable(0.0)
+
+    def one_step():
+        # As EAST-tf2's train.py: its masks are (small-text mask, boundary mask); ours is one.
+        with tf.GradientTape() as tape:
+            score_pred, geo_pred = east(images)
+            loss = (reference_losses.dice_loss(ones, mask, loss_weight, small_text_weight, score_true, score_pred)
+                    + reference_losses.rbox_loss(ones, mask, small_text_weight, score_true, geo_true, geo_pred))
+        gradients = tape.gradient(loss, east.trainable_variables)
+        optimizer.apply_gradients(zip(gradients, east.trainable_variables))
+        score_pred, geo_pred = east(images)  # the second forward pass it runs to print losses
+        loss = (reference_losses.dice_loss(ones, mask, loss_weight, small_text_weight, score_true, score_pred)
+                + reference_losses.rbox_loss(ones, mask, small_text_weight, score_true, geo_true, geo_pred))
+        return float(loss)
+
+    for _ in range(warmup):
+        one_step()
+    started = time.perf_counter()
+    for _ in range(steps):
+        one_step()
+    elapsed = (time.perf_counter() - started) / steps
+    return {"batch": batch_size, "step_ms": round(elapsed * 1000, 2),
+            "images_per_s": round(batch_size / elapsed, 2)}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--input_size", type=int, default=512)
+    parser.add_argument("--batch_size", type=int, default=8, help="CPU mode batch size")
+    parser.add_argument("--batch_sizes", default="", help="GPU mode: comma-separated batch sizes")
+    parser.add_argument("--mixed_precision", choices=("off", "on", "both"), default="off",
+                        help="GPU mode: float32 (off), mixed_bfloat16 (on) or both")
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--backbone", default="resnet50")
+    parser.add_argument("--reference_repo", default="", help="checkout of solaris33/EAST-tf2")
+    parser.add_argument("--backend-agnostic", dest="backend_agnostic", action="store_true",
+                        help="do not require the TensorFlow backend (CPU mode)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    backend = keras.backend.backend()
+    result = {"backend": backend, "input_size": args.input_size, "backbone": args.backbone}
+    if args.batch_sizes:
+        policies = {"off": ["float32"], "on": ["mixed_bfloat16"], "both": ["float32", "mixed_bfloat16"]}
+        rows = []
+        for batch_size in (int(item) for item in args.batch_sizes.split(",")):
+            for policy in policies[args.mixed_precision]:
+                row = time_ours(batch_size, args.input_size, args.steps, args.warmup, args.backbone,
+                                policy, on_device=True)
+                rows.append(row)
+                print(f"{backend:>10} batch {batch_size:4d} {policy:>15}: {row['images_per_s']:9.1f} images/s "
+                      f"({row['step_ms']:.1f} ms/step)", flush=True)
+        result["runs"] = rows
+        result["device"] = _device_name(backend)
+    else:
+        if backend != "tensorflow" and not args.backend_agnostic:
+            print("CPU mode compares against EAST-tf2 on TensorFlow; set KERAS_BACKEND=tensorflow "
+                  "or pass --backend-agnostic", file=sys.stderr)
+            return 2
+        ours = time_ours(args.batch_size, args.input_size, args.steps, args.warmup, args.backbone)
+        result["ours"] = ours
+        print(f"ours      ({backend}, compiled step): {ours['images_per_s']:.2f} images/s "
+              f"({ours['step_ms']:.0f} ms/step, batch {args.batch_size}, {args.input_size}px)", flush=True)
+        if args.reference_repo:
+            reference = time_reference(Path(args.reference_repo), args.batch_size, args.input_size,
+                                       args.steps, args.warmup)
+            result["reference"] = reference
+            result["ratio"] = round(ours["images_per_s"] / reference["images_per_s"], 3)
+            print(f"EAST-tf2  (eager step + 2nd forward): {reference['images_per_s']:.2f} images/s "
+                  f"({reference['step_ms']:.0f} ms/step)")
+            print(f"ratio ours / EAST-tf2: {result['ratio']:.2f}x")
+    if args.json:
+        print(json.dumps(result))
+    return 0
+
+
+def _device_name(backend: str) -> str:
+    if backend == "jax":
+        import jax
+        return str(jax.devices()[0].device_kind)
+    if backend == "tensorflow":
+        import tensorflow as tf
+        gpus = tf.config.list_physical_devices("GPU")
+        return gpus[0].name if gpus else "cpu"
+    return backend
+
+
+if __name__ == "__main__":
+    sys.exit(main())

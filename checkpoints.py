@@ -1,0 +1,368 @@
+"""Training checkpoints on disk: atomic saves, exact resume, inference loading.
+
+Layout of a ``--checkpoint_path`` folder::
+
+    <checkpoint_path>/
+      ckpt-<step>/              one complete checkpoint (the last ``max_to_keep`` are kept)
+        model.weights.h5        every model weight, BatchNorm statistics included
+        optimizer.npz           the optimizer's variables in ``optimizer.variables`` order
+                                (the step counter, which drives the learning-rate schedule, first)
+        state.json              step, seed, data position, model config, format version
+      latest                    one line naming the newest complete checkpoint ("ckpt-<step>")
+      train_log.csv, logs/      written by train.py
+
+A checkpoint is written under a hidden temporary name and renamed into place once complete;
+only then is ``latest`` replaced (temporary file, fsync, ``os.replace``). A process killed at
+any moment therefore leaves the previous checkpoint loadable. Nothing relies on symbolic
+links or file locks, so the folder may live on a FUSE mount such as Colab's Google Drive.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+from pathlib import Path
+
+import numpy as np
+import keras
+
+import model as east_model
+
+log = logging.getLogger(__name__)
+
+LATEST_FILE = "latest"
+STATE_FILE = "state.json"
+WEIGHTS_FILE = "model.weights.h5"
+OPTIMIZER_FILE = "optimizer.npz"
+TRAIN_LOG_FILE = "train_log.csv"
+LOGS_DIR = "logs"
+CHECKPOINT_PREFIX = "ckpt-"
+TEMP_PREFIX = ".tmp-"
+FORMAT_NAME = "east-keras-checkpoint"
+FORMAT_VERSION = 1
+MODEL_CONFIG_KEYS = ("input_size", "backbone")
+# Test hook: "<step>:<stage>" sends SIGKILL to this process while saving checkpoint <step>,
+# stage "before_rename" (files written, not yet in place) or "before_latest" (renamed, latest
+# not yet updated). Used by tests/test_train.py to prove a kill mid-save is harmless.
+KILL_DURING_SAVE_ENV = "EAST_TEST_KILL_DURING_SAVE"
+
+_CHECKPOINT_RE = re.compile(r"^ckpt-(\d+)$")
+_OWN_NAMES = {LATEST_FILE, TRAIN_LOG_FILE, LOGS_DIR}
+
+
+class CheckpointError(ValueError):
+    """A checkpoint folder or file that cannot be used (foreign content, incompatible model)."""
+
+
+def checkpoint_name(step: int) -> str:
+    """Folder name of the checkpoint taken after ``step`` training steps."""
+    return f"{CHECKPOINT_PREFIX}{int(step)}"
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Flush a directory entry where the file system allows it (FUSE mounts often don't)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` by ``text`` so a reader sees the old or the new content, never a mix."""
+    temp = path.with_name(f"{TEMP_PREFIX}{path.name}-{os.getpid()}")
+    with open(temp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temp, path)
+    _fsync_dir(path.parent)
+
+
+def _remove_tree_atomic(path: Path) -> None:
+    """Delete a checkpoint folder: rename it to a temporary name first, so a kill halfway
+    never leaves a partial folder under a checkpoint name."""
+    doomed = path.with_name(f"{TEMP_PREFIX}delete-{path.name}-{os.getpid()}")
+    os.rename(path, doomed)
+    shutil.rmtree(doomed, ignore_errors=True)
+
+
+def _maybe_kill(step: int, stage: str) -> None:
+    if os.environ.get(KILL_DURING_SAVE_ENV) == f"{step}:{stage}":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def list_checkpoints(folder: str | os.PathLike) -> list[int]:
+    """Steps of the complete-looking ``ckpt-<step>`` folders in ``folder``, ascending."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    steps = []
+    for entry in folder.iterdir():
+        match = _CHECKPOINT_RE.match(entry.name)
+        if match and entry.is_dir():
+            steps.append(int(match.group(1)))
+    return sorted(steps)
+
+
+def check_training_folder(folder: str | os.PathLike) -> None:
+    """Refuse a ``--checkpoint_path`` that holds something other than an EAST training run.
+
+    Accepted: a missing or empty folder, or one holding only this module's layout (``latest``,
+    ``ckpt-<step>/``, ``train_log.csv``, ``logs/``, hidden files). Nothing is modified.
+
+    Raises:
+        CheckpointError: the path is a file, or the folder holds other files.
+    """
+    folder = Path(folder)
+    if not folder.exists():
+        return
+    if not folder.is_dir():
+        raise CheckpointError(f"checkpoint_path {str(folder)!r} is a file, expected a folder")
+    foreign = sorted(entry.name for entry in folder.iterdir()
+                     if not (entry.name.startswith(".") or entry.name in _OWN_NAMES
+                             or (_CHECKPOINT_RE.match(entry.name) and entry.is_dir())))
+    if foreign:
+        shown = ", ".join(repr(name) for name in foreign[:5])
+        more = f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
+        raise CheckpointError(
+            f"checkpoint_path {str(folder)!r} holds files that are not an EAST training run "
+            f"({shown}{more}); give a new or empty folder, or the folder of an earlier run of "
+            f"train.py. Nothing was changed.")
+
+
+def clean_temporary(folder: str | os.PathLike) -> None:
+    """Remove leftovers of interrupted saves (hidden ``.tmp-*`` entries) from ``folder``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return
+    for entry in folder.iterdir():
+        if entry.name.startswith(TEMP_PREFIX):
+            if entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+
+
+def latest_checkpoint(folder: str | os.PathLike) -> Path | None:
+    """The checkpoint folder named by ``<folder>/latest``, or None when there is no ``latest``.
+
+    Raises:
+        CheckpointError: ``latest`` names a checkpoint that is missing or incomplete.
+    """
+    latest = Path(folder) / LATEST_FILE
+    if not latest.is_file():
+        return None
+    name = latest.read_text(encoding="utf-8").strip()
+    if not _CHECKPOINT_RE.match(name):
+        raise CheckpointError(f"{latest}: expected a line 'ckpt-<step>', found {name[:80]!r}")
+    checkpoint = Path(folder) / name
+    _check_complete(checkpoint)
+    return checkpoint
+
+
+def _check_complete(checkpoint: Path) -> None:
+    missing = [name for name in (STATE_FILE, WEIGHTS_FILE, OPTIMIZER_FILE)
+               if not (checkpoint / name).is_file()]
+    if missing:
+        raise CheckpointError(f"checkpoint {str(checkpoint)!r} is incomplete: missing {', '.join(missing)}")
+
+
+def read_state(checkpoint: str | os.PathLike) -> dict:
+    """The ``state.json`` of a checkpoint folder, validated.
+
+    Returns:
+        dict with at least ``step`` (int), ``seed`` (int), ``model`` ({input_size, backbone}).
+
+    Raises:
+        CheckpointError: missing, unreadable or not written by this module.
+    """
+    path = Path(checkpoint) / STATE_FILE
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: not found; {str(checkpoint)!r} is not an EAST checkpoint") from None
+    except (OSError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{path}: unreadable ({error})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT_NAME:
+        raise CheckpointError(f"{path}: not an EAST checkpoint state (format {state.get('format')!r})"
+                              if isinstance(state, dict) else f"{path}: expected a JSON object")
+    if state.get("version", 0) > FORMAT_VERSION:
+        raise CheckpointError(f"{path}: written by a newer version (format version {state['version']}, "
+                              f"this code reads up to {FORMAT_VERSION})")
+    for key in ("step", "model"):
+        if key not in state:
+            raise CheckpointError(f"{path}: missing {key!r}")
+    return state
+
+
+def check_model_config(state: dict, model_config: dict, where: str) -> None:
+    """Raise CheckpointError if a checkpoint's model config differs from ``model_config``."""
+    saved = {key: state["model"].get(key) for key in MODEL_CONFIG_KEYS}
+    wanted = {key: model_config[key] for key in MODEL_CONFIG_KEYS}
+    if saved != wanted:
+        differences = ", ".join(f"{key} {saved[key]!r} there, {wanted[key]!r} asked"
+                                for key in MODEL_CONFIG_KEYS if saved[key] != wanted[key])
+        raise CheckpointError(f"{where} holds an incompatible model ({differences}); use the same "
+                              f"--input_size/--backbone, or another --checkpoint_path")
+
+
+def save_checkpoint(folder: str | os.PathLike, step: int, model: keras.Model, optimizer,
+                    state: dict, *, max_to_keep: int = 5) -> Path:
+    """Write ``ckpt-<step>`` atomically, point ``latest`` at it, drop the oldest beyond max_to_keep.
+
+    Args:
+        folder: the --checkpoint_path folder (created if missing).
+        step: training steps done; the checkpoint's name.
+        model: the inference model (``model.build_east``); its weights are saved.
+        optimizer: the compiled optimizer; ``optimizer.variables`` are saved in order.
+        state: JSON-able extra state; must hold ``model`` ({input_size, backbone}) and ``seed``.
+        max_to_keep: checkpoints kept (at least 1; the one ``latest`` names is never removed).
+
+    Returns:
+        Path of the new checkpoint folder.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    name = checkpoint_name(step)
+    temp = folder / f"{TEMP_PREFIX}{name}-{os.getpid()}"
+    if temp.exists():
+        shutil.rmtree(temp)
+    temp.mkdir()
+    model.save_weights(str(temp / WEIGHTS_FILE))
+    values = [keras.ops.convert_to_numpy(variable) for variable in optimizer.variables]
+    with open(temp / OPTIMIZER_FILE, "wb") as handle:
+        np.savez(handle, *values)
+        handle.flush()
+        os.fsync(handle.fileno())
+    full_state = dict(state, format=FORMAT_NAME, version=FORMAT_VERSION, step=int(step),
+                      optimizer_variables=[variable.path for variable in optimizer.variables])
+    with open(temp / STATE_FILE, "w", encoding="utf-8") as handle:
+        json.dump(full_state, handle, indent=1)
+        handle.flush()
+        os.fsync(handle.fileno())
+    _maybe_kill(step, "before_rename")
+
+    final = folder / name
+    if final.exists():  # left by a run killed after this rename but before updating latest
+        _remove_tree_atomic(final)
+    os.rename(temp, final)
+    _fsync_dir(folder)
+    _maybe_kill(step, "before_latest")
+    _write_text_atomic(folder / LATEST_FILE, name + "\n")
+
+    keep = max(1, int(max_to_keep))
+    for old_step in list_checkpoints(folder)[:-keep]:
+        if old_step != step:
+            _remove_tree_atomic(folder / checkpoint_name(old_step))
+    return final
+
+
+def restore_checkpoint(checkpoint: str | os.PathLike, model: keras.Model, optimizer) -> dict:
+    """Load a checkpoint's weights into ``model`` and its variables into ``optimizer``.
+
+    ``optimizer`` must be built for the model's trainable variables (``optimizer.build``).
+
+    Returns:
+        the checkpoint's state dict (see ``read_state``).
+
+    Raises:
+        CheckpointError: the checkpoint does not fit this model/optimizer.
+    """
+    checkpoint = Path(checkpoint)
+    _check_complete(checkpoint)
+    state = read_state(checkpoint)
+    _load_weights(model, checkpoint / WEIGHTS_FILE)
+    with np.load(checkpoint / OPTIMIZER_FILE) as archive:
+        values = [archive[f"arr_{index}"] for index in range(len(archive.files))]
+    variables = optimizer.variables
+    if len(values) != len(variables) or any(
+            tuple(value.shape) != tuple(variable.shape) for value, variable in zip(values, variables)):
+        raise CheckpointError(
+            f"{checkpoint / OPTIMIZER_FILE}: {len(values)} optimizer variables do not match this "
+            f"optimizer's {len(variables)} (was --mixed_precision or the model changed?)")
+    for variable, value in zip(variables, values):
+        variable.assign(value)
+    return state
+
+
+def _load_weights(model: keras.Model, weights_path: Path) -> None:
+    try:
+        model.load_weights(str(weights_path))
+    except (ValueError, KeyError, OSError) as error:
+        raise CheckpointError(f"{weights_path}: weights do not fit this model "
+                              f"({str(error).splitlines()[0] if str(error) else type(error).__name__})") from None
+
+
+def resolve_checkpoint(model_path: str | os.PathLike) -> Path:
+    """The checkpoint folder meant by ``model_path``.
+
+    Args:
+        model_path: a --checkpoint_path folder (its ``latest`` is used), a ``ckpt-<step>``
+            folder, or the ``model.weights.h5`` inside one.
+
+    Raises:
+        CheckpointError: nothing usable there.
+    """
+    path = Path(model_path)
+    if path.is_file() and path.name.endswith(".weights.h5"):
+        path = path.parent
+    if not path.exists():
+        raise CheckpointError(f"model path {str(model_path)!r} does not exist")
+    if path.is_dir() and (path / LATEST_FILE).is_file():
+        return latest_checkpoint(path)
+    if path.is_dir() and (path / STATE_FILE).is_file():
+        _check_complete(path)
+        return path
+    raise CheckpointError(
+        f"model path {str(model_path)!r} is not an EAST checkpoint: expected a training folder "
+        f"with a '{LATEST_FILE}' file, a 'ckpt-<step>' folder, or its {WEIGHTS_FILE}")
+
+
+def load_pretrained_weights(model: keras.Model, model_path: str | os.PathLike, model_config: dict) -> dict:
+    """Load another run's weights into ``model`` for fine-tuning (optimizer and step untouched).
+
+    Returns:
+        info dict: checkpoint (str), step (int) of the source checkpoint.
+
+    Raises:
+        CheckpointError: no checkpoint there, or one of another input_size/backbone.
+    """
+    checkpoint = resolve_checkpoint(model_path)
+    state = read_state(checkpoint)
+    check_model_config(state, model_config, f"pretrained model {str(checkpoint)!r}")
+    _load_weights(model, checkpoint / WEIGHTS_FILE)
+    return {"checkpoint": str(checkpoint), "step": int(state["step"])}
+
+
+def load_model_for_inference(model_path: str | os.PathLike) -> tuple[keras.Model, dict]:
+    """Build the network a checkpoint was trained with and load its weights (no download).
+
+    Args:
+        model_path: a --checkpoint_path folder (latest checkpoint), a ``ckpt-<step>`` folder,
+            or its ``model.weights.h5``.
+
+    Returns:
+        (model, info): the ``build_east`` model with outputs [score_map, geo_map], and
+        info = {checkpoint: str, step: int, input_size: int, backbone: str}.
+
+    Raises:
+        CheckpointError: nothing usable at model_path.
+    """
+    checkpoint = resolve_checkpoint(model_path)
+    state = read_state(checkpoint)
+    model_config = state["model"]
+    network = east_model.build_east(int(model_config["input_size"]), backbone=model_config["backbone"],
+                                    backbone_weights="none")
+    _load_weights(network, checkpoint / WEIGHTS_FILE)
+    info = {"checkpoint": str(checkpoint), "step": int(state["step"]),
+            "input_size": int(model_config["input_size"]), "backbone": model_config["backbone"]}
+    return network, info

@@ -1,0 +1,208 @@
+"""train.py / checkpoints.py end to end on tiny data: overfit, exact resume after SIGKILL,
+SIGKILL in the middle of a save, fine-tuning, refusal of foreign folders, two devices."""
+import csv
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+import checkpoints
+import train
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TINY = dict(input_size=64, batch_size=2, nb_workers=0, backbone="mobilenetv2", backbone_weights="none",
+            log_steps=1, progress=False, seed=3)
+
+
+def _write_tiny_dataset(folder: Path) -> Path:
+    """Two 128x128 ICDAR-format images, each with two large axis-aligned white text boxes."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for index in range(2):
+        image = np.full((128, 128, 3), 40, np.uint8)
+        lines = []
+        for x0, y0, x1, y1 in ((10 + 4 * index, 20, 100 - 4 * index, 50), (20, 80, 110, 110)):
+            cv2.rectangle(image, (x0, y0), (x1, y1), (255, 255, 255), -1)
+            cv2.putText(image, "AB12", (x0 + 5, y1 - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 0, 0), 2)
+            lines.append(f"{x0},{y0},{x1},{y0},{x1},{y1},{x0},{y1},AB12")
+        cv2.imwrite(str(folder / f"img_{index + 1}.jpg"), image)
+        (folder / f"gt_img_{index + 1}.txt").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> Path:
+    return _write_tiny_dataset(tmp_path_factory.mktemp("data") / "train")
+
+
+def _cli(data: Path, checkpoint_path: Path, *extra: str) -> list[str]:
+    return [sys.executable, "train.py", f"--training_data_path={data}", f"--checkpoint_path={checkpoint_path}",
+            "--input_size=64", "--batch_size=2", "--nb_workers=0", "--backbone=mobilenetv2",
+            "--backbone_weights=none", "--log_steps=1", "--seed=3", *extra]
+
+
+def _run_cli(args, env_extra=None, timeout=300):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND="tensorflow", **(env_extra or {}))
+    return subprocess.run(args, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def _log_rows(checkpoint_path: Path) -> dict[int, dict]:
+    with open(checkpoint_path / checkpoints.TRAIN_LOG_FILE, newline="") as handle:
+        return {int(row["step"]): row for row in csv.DictReader(handle)}
+
+
+def _weights(checkpoint: Path) -> list[np.ndarray]:
+    network, _ = checkpoints.load_model_for_inference(str(checkpoint))
+    return [np.asarray(weight) for weight in network.get_weights()]
+
+
+@pytest.mark.slow
+def test_overfits_two_images(tiny_data, tmp_path):
+    config = train.TrainConfig(**TINY, training_data_path=str(tiny_data), checkpoint_path=str(tmp_path / "run"),
+                               max_steps=60, save_checkpoint_steps=60, init_learning_rate=1e-3)
+    lines = []
+    result = train.run_training(config, report=lines.append)
+    assert result["step"] == 60
+    rows = _log_rows(tmp_path / "run")
+    assert list(rows) == list(range(1, 61))
+    first = np.mean([float(rows[step]["loss"]) for step in (1, 2, 3)])
+    last = np.mean([float(rows[step]["loss"]) for step in (58, 59, 60)])
+    assert last <= 0.5 * first, (first, last)
+    assert any("2 images" in line for line in lines)
+    assert (tmp_path / "run" / "logs").is_dir() and any((tmp_path / "run" / "logs").iterdir())
+    network, info = checkpoints.load_model_for_inference(str(tmp_path / "run"))
+    assert info == {"checkpoint": str(tmp_path / "run" / "ckpt-60"), "step": 60, "input_size": 64,
+                    "backbone": "mobilenetv2"}
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_matches_uninterrupted_run(tiny_data, tmp_path):
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    flags = ("--max_steps=6", "--save_checkpoint_steps=3")
+    done = _run_cli(_cli(tiny_data, straight, *flags))
+    assert done.returncode == 0, done.stderr[-3000:]
+    killed = _run_cli(_cli(tiny_data, resumed, *flags), {train.KILL_AFTER_STEP_ENV: "3"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    assert (resumed / "latest").read_text().strip() == "ckpt-3"
+    again = _run_cli(_cli(tiny_data, resumed, *flags))
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "resumed from step 3" in again.stdout
+    rows_straight, rows_resumed = _log_rows(straight), _log_rows(resumed)
+    assert list(rows_resumed) == [1, 2, 3, 4, 5, 6]
+    for step in (4, 5, 6):
+        for column in ("loss", "score_loss", "geo_loss", "lr"):
+            assert float(rows_resumed[step][column]) == pytest.approx(float(rows_straight[step][column]), rel=1e-5)
+    for a, b in zip(_weights(straight), _weights(resumed)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+    # Fine-tune from the finished run: weights loaded, optimizer and step fresh.
+    config = train.TrainConfig(**TINY, training_data_path=str(tiny_data), checkpoint_path=str(tmp_path / "tune"),
+                               max_steps=2, save_checkpoint_steps=2, pretrained_model_path=str(straight))
+    lines = []
+    train.run_training(config, report=lines.append)
+    assert any("fine-tuning from" in line and "ckpt-6" in line for line in lines)
+    assert list(_log_rows(tmp_path / "tune")) == [1, 2]
+    assert checkpoints.read_state(tmp_path / "tune" / "ckpt-2")["step"] == 2
+
+
+SAVE_SCRIPT = """
+import sys, keras, checkpoints, model
+network = model.build_east(64, backbone="mobilenetv2", backbone_weights="none")
+optimizer = keras.optimizers.Adam(1e-4)
+optimizer.build(network.trainable_variables)
+state = {"seed": 0, "model": {"input_size": 64, "backbone": "mobilenetv2"}}
+for step in (2, 4):
+    optimizer.iterations.assign(step)
+    checkpoints.save_checkpoint(sys.argv[1], step, network, optimizer, state, max_to_keep=1)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", ["before_rename", "before_latest"])
+def test_sigkill_during_save_keeps_previous_checkpoint(tmp_path, stage):
+    folder = tmp_path / "run"
+    result = _run_cli([sys.executable, "-c", SAVE_SCRIPT, str(folder)],
+                      {checkpoints.KILL_DURING_SAVE_ENV: f"4:{stage}", "PYTHONPATH": str(REPO_ROOT)})
+    assert result.returncode == -signal.SIGKILL, result.stderr[-3000:]
+    latest = checkpoints.latest_checkpoint(folder)
+    assert latest.name == "ckpt-2"
+    network, info = checkpoints.load_model_for_inference(str(folder))
+    assert info["step"] == 2
+    checkpoints.check_training_folder(folder)  # leftovers are ours, not "foreign"
+    checkpoints.clean_temporary(folder)
+    assert not [entry for entry in folder.iterdir() if entry.name.startswith(checkpoints.TEMP_PREFIX)]
+
+
+def test_foreign_folder_is_refused_untouched(tiny_data, tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "thesis.docx").write_text("precious")
+    (folder / "checkpoint").write_text("model_checkpoint_path: ckpt-50")  # EAST-tf2's own layout
+    before = sorted(os.listdir(folder))
+    config = train.TrainConfig(**TINY, training_data_path=str(tiny_data), checkpoint_path=str(folder), max_steps=1)
+    with pytest.raises(checkpoints.CheckpointError, match="not an EAST training run"):
+        train.run_training(config)
+    assert sorted(os.listdir(folder)) == before and (folder / "thesis.docx").read_text() == "precious"
+
+
+def test_incompatible_checkpoint_is_refused(tiny_data, tmp_path):
+    folder = tmp_path / "run"
+    checkpoint = folder / "ckpt-5"
+    checkpoint.mkdir(parents=True)
+    for name in (checkpoints.WEIGHTS_FILE, checkpoints.OPTIMIZER_FILE):
+        (checkpoint / name).write_bytes(b"")
+    (checkpoint / checkpoints.STATE_FILE).write_text(json.dumps(
+        {"format": checkpoints.FORMAT_NAME, "version": 1, "step": 5, "seed": 3,
+         "model": {"input_size": 512, "backbone": "resnet50"}}))
+    (folder / "latest").write_text("ckpt-5\n")
+    config = train.TrainConfig(**TINY, training_data_path=str(tiny_data), checkpoint_path=str(folder), max_steps=1)
+    with pytest.raises(checkpoints.CheckpointError, match="incompatible model.*backbone 'resnet50'"):
+        train.run_training(config)
+    assert sorted(os.listdir(folder)) == ["ckpt-5", "latest"]
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    result = _run_cli([sys.executable, "train.py", "--geometry=QUAD"])
+    assert result.returncode == 2 and "only RBOX" in result.stderr and "Traceback" not in result.stderr
+    (tmp_path / "notes.txt").write_text("x")
+    result = _run_cli([sys.executable, "train.py", f"--checkpoint_path={tmp_path}"])
+    assert result.returncode == 2 and "not an EAST training run" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="only RBOX"):
+        train.TrainConfig(geometry="QUAD")
+    with pytest.raises(ValueError, match="batch_size must be positive"):
+        train.TrainConfig(batch_size=0)
+    assert dataclasses.replace(train.TrainConfig(), seed=5).seed == 5
+
+
+TWO_DEVICE_SCRIPT = """
+import sys, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import train
+config = train.TrainConfig(input_size=64, batch_size=2, nb_workers=0, backbone="mobilenetv2",
+                           backbone_weights="none", log_steps=1, progress=False, max_steps=2,
+                           save_checkpoint_steps=2, training_data_path=sys.argv[1],
+                           checkpoint_path=sys.argv[2], gpu_list="/cpu:0,/cpu:1")
+assert train.make_strategy(config.gpu_list).num_replicas_in_sync == 2
+result = train.run_training(config)
+print("STEP", result["step"], result["loss"])
+"""
+
+
+@pytest.mark.slow
+def test_two_logical_devices_mirrored(tiny_data, tmp_path):
+    result = _run_cli([sys.executable, "-c", TWO_DEVICE_SCRIPT, str(tiny_data), str(tmp_path / "run")],
+                      {"PYTHONPATH": str(REPO_ROOT)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "STEP 2" in result.stdout
+    assert checkpoints.latest_checkpoint(tmp_path / "run").name == "ckpt-2"

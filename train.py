@@ -1,0 +1,479 @@
+"""Train EAST (RBOX) with EAST-tf2's flags; resumes exactly after the process dies.
+
+    python train.py --training_data_path=./data/ICDAR2015/train_data \\
+        --checkpoint_path=./east_resnet_50_rbox [--backbone_weights=imagenet|none|FILE]
+
+Rerunning the same command with the same --checkpoint_path continues from the last
+checkpoint ("resumed from step N"): weights, optimizer slots, the step counter (and so the
+learning-rate schedule) and the data stream position are restored. --pretrained_model_path
+starts a new run (fresh optimizer, step 0) from another run's weights, for fine-tuning.
+
+Several GPUs: all visible GPUs (or --gpu_list=0,1) train one model with
+``tf.distribute.MirroredStrategy``; each step's --batch_size images are split across them.
+Several machines: run this script on each with ``TF_CONFIG`` set (cluster + task) and
+construct ``tf.distribute.MultiWorkerMirroredStrategy()`` in ``make_strategy``; the data
+stream would then need one shard per worker (``BatchStream`` seeded by worker index) and
+only the chief should write checkpoints. That path is documented, not exercised.
+
+The library entry point is ``run_training(TrainConfig(...))``; flags are defined only when
+this file runs as a script.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+# Test hook: kill this process (SIGKILL) right after the given step's log row and checkpoint.
+KILL_AFTER_STEP_ENV = "EAST_TEST_KILL_AFTER_STEP"
+LOG_COLUMNS = ("step", "loss", "score_loss", "geo_loss", "lr", "images_per_sec")
+GEOMETRIES = ("RBOX",)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run needs; field names and defaults are EAST-tf2's flags.
+
+    Additions: annotation_format/strict/skip_unannotated (data loading), pretrained_model_path
+    (fine-tune), seed, mixed_precision, max_to_keep, backbone, backbone_weights, gpu_list
+    ("" = every visible GPU; "0,1" = those GPUs; full device names such as "/cpu:0,/cpu:1"
+    are accepted too), log_steps (train_log.csv / TensorBoard / progress period), progress
+    (show a tqdm bar).
+    """
+
+    input_size: int = 512
+    batch_size: int = 8
+    nb_workers: int = 4
+    init_learning_rate: float = 1e-4
+    lr_decay_rate: float = 0.94
+    lr_decay_steps: int = 16250
+    max_steps: int = 100000
+    checkpoint_path: str = "./east_resnet_50_rbox"
+    save_checkpoint_steps: int = 50
+    training_data_path: str = "./data/ICDAR2015/train_data"
+    max_image_large_side: int = 1280
+    max_text_size: int = 800
+    min_text_size: int = 10
+    min_crop_side_ratio: float = 0.1
+    geometry: str = "RBOX"
+    suppress_warnings_and_error_messages: bool = True
+    annotation_format: str = "auto"
+    strict: bool = False
+    skip_unannotated: bool = False
+    pretrained_model_path: str = ""
+    seed: int = 0
+    mixed_precision: bool = False
+    max_to_keep: int = 5
+    backbone: str = "resnet50"
+    backbone_weights: str = "imagenet"
+    gpu_list: str = ""
+    log_steps: int = 10
+    progress: bool = True
+
+    def __post_init__(self):
+        if self.geometry not in GEOMETRIES:
+            raise ValueError(f"geometry: only RBOX is implemented, got {self.geometry!r}")
+        for name in ("input_size", "batch_size", "max_steps", "save_checkpoint_steps", "lr_decay_steps",
+                     "max_to_keep", "log_steps"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.input_size % 32:
+            raise ValueError(f"input_size must be a multiple of 32, got {self.input_size}")
+        if self.nb_workers < 0:
+            raise ValueError(f"nb_workers must be >= 0, got {self.nb_workers}")
+        if self.init_learning_rate <= 0:
+            raise ValueError(f"init_learning_rate must be positive, got {self.init_learning_rate}")
+
+    @property
+    def model_config(self) -> dict:
+        return {"input_size": self.input_size, "backbone": self.backbone}
+
+
+def _tensorflow():
+    """TensorFlow if the Keras backend is TensorFlow, else None (JAX runs need no TF)."""
+    import keras
+    if keras.backend.backend() != "tensorflow":
+        return None
+    import tensorflow as tf
+    return tf
+
+
+def make_strategy(gpu_list: str):
+    """A ``tf.distribute.MirroredStrategy`` over the chosen devices, or None for one device.
+
+    Args:
+        gpu_list: "" = every visible GPU; "0,1" = GPUs 0 and 1; "/cpu:0,/cpu:1" = those
+            devices (tests use logical CPU devices).
+
+    For several machines replace this by ``tf.distribute.MultiWorkerMirroredStrategy()``
+    with ``TF_CONFIG`` set on every worker (see the module docstring).
+    """
+    tf = _tensorflow()
+    if tf is None:
+        if gpu_list:
+            log.warning("gpu_list is only used with the TensorFlow backend; ignoring %r", gpu_list)
+        return None
+    if gpu_list:
+        devices = [item.strip() if "/" in item or ":" in item else f"/gpu:{int(item)}"
+                   for item in gpu_list.split(",") if item.strip()]
+    else:
+        devices = [f"/gpu:{index}" for index in range(len(tf.config.list_logical_devices("GPU")))]
+    if len(devices) <= 1:
+        return None
+    return tf.distribute.MirroredStrategy(devices)
+
+
+def _distribute(strategy, images: np.ndarray, targets: np.ndarray):
+    """Split one global batch across the strategy's replicas (equal slices)."""
+    replicas = strategy.num_replicas_in_sync
+    if len(images) % replicas:
+        raise ValueError(f"batch_size {len(images)} is not divisible by the {replicas} devices")
+    per_replica = len(images) // replicas
+
+    def slice_for(context):
+        start = context.replica_id_in_sync_group * per_replica
+        return images[start:start + per_replica], targets[start:start + per_replica]
+
+    return strategy.experimental_distribute_values_from_function(slice_for)
+
+
+def _prepare_train_log(path: Path, last_step: int) -> None:
+    """Keep train_log.csv rows up to ``last_step`` (the restored step) and its header."""
+    rows = []
+    if path.is_file():
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.reader(handle)
+            header = next(reader, None)
+            if header is not None and tuple(header) != LOG_COLUMNS:
+                raise ValueError(f"{path}: unexpected header {header}, expected {list(LOG_COLUMNS)}")
+            rows = [row for row in reader if row and int(row[0]) <= last_step]
+    temp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
+    with open(temp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(LOG_COLUMNS)
+        writer.writerows(rows)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temp, path)
+
+
+def _set_determinism(seed: int, use_gpu: bool) -> None:
+    import keras
+    keras.utils.set_random_seed(seed)
+    tf = _tensorflow()
+    if tf is not None and not use_gpu:
+        # Op determinism makes a resumed run repeat an uninterrupted one bit for bit on CPU.
+        # On GPU it would refuse ResizeBilinearGrad (no deterministic kernel), so GPU runs
+        # resume exactly in state but may differ in the last float bits.
+        tf.config.experimental.enable_op_determinism()
+
+
+def _gpu_count() -> int:
+    tf = _tensorflow()
+    if tf is not None:
+        return len(tf.config.list_physical_devices("GPU"))
+    import jax
+    return sum(device.platform == "gpu" for device in jax.devices())
+
+
+def run_training(config: TrainConfig, report: Callable[[str], None] = log.info) -> dict:
+    """Train (or resume training) EAST as ``config`` says.
+
+    Args:
+        config: the run's settings.
+        report: receives the lines a person should see (data summary, "resumed from step N",
+            "checkpoint saved"); train.py passes ``print``.
+
+    Returns:
+        dict: step (int, steps done), and the last logged loss, score_loss, geo_loss, lr.
+
+    Raises:
+        checkpoints.CheckpointError: checkpoint_path holds something else or an incompatible
+            model; pretrained_model_path is unusable. Nothing is written in that case.
+        data_preprocessor.DataError: the training data cannot be used.
+        model.BackboneWeightsError: ImageNet weights unavailable (offline).
+    """
+    import keras
+
+    import checkpoints
+    import data_preprocessor
+    import losses
+    import model as east_model
+
+    folder = Path(config.checkpoint_path)
+    checkpoints.check_training_folder(folder)
+    latest = checkpoints.latest_checkpoint(folder)
+    resume_state = None
+    if latest is not None:
+        resume_state = checkpoints.read_state(latest)
+        checkpoints.check_model_config(resume_state, config.model_config,
+                                       f"checkpoint_path {str(folder)!r} ({latest.name})")
+    if latest is None and config.pretrained_model_path:
+        # Fail before any work if the fine-tuning source is unusable.
+        source = checkpoints.resolve_checkpoint(config.pretrained_model_path)
+        checkpoints.check_model_config(checkpoints.read_state(source), config.model_config,
+                                       f"pretrained model {str(source)!r}")
+
+    dataset = data_preprocessor.load_dataset(config.training_data_path, config.annotation_format,
+                                             strict=config.strict, skip_unannotated=config.skip_unannotated)
+    report(f"training data {config.training_data_path}: {dataset.summary()}")
+    augment = data_preprocessor.AugmentConfig(
+        input_size=config.input_size, min_crop_side_ratio=config.min_crop_side_ratio,
+        max_image_large_side=config.max_image_large_side, max_text_size=config.max_text_size,
+        min_text_size=config.min_text_size)
+
+    use_gpu = _gpu_count() > 0
+    strategy = make_strategy(config.gpu_list)
+    _set_determinism(config.seed, use_gpu)
+    previous_policy = keras.mixed_precision.global_policy()
+    if config.mixed_precision:
+        # float16 with loss scaling where a GPU runs (fast on every CUDA GPU, T4 included);
+        # bfloat16 elsewhere. Outputs and losses stay float32 (model.RboxOutputs).
+        keras.mixed_precision.set_global_policy("mixed_float16" if use_gpu and _tensorflow() else "mixed_bfloat16")
+    try:
+        scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
+        with scope:
+            network = east_model.build_east(config.input_size, backbone=config.backbone,
+                                            backbone_weights="none" if resume_state else config.backbone_weights)
+            trainer = east_model.training_model(network)
+            schedule = keras.optimizers.schedules.ExponentialDecay(
+                config.init_learning_rate, decay_steps=config.lr_decay_steps,
+                decay_rate=config.lr_decay_rate, staircase=True)
+            trainer.compile(optimizer=keras.optimizers.Adam(schedule), loss=losses.east_loss,
+                            metrics=[losses.score_loss, losses.geo_loss])
+            optimizer = trainer.optimizer
+            optimizer.build(trainer.trainable_variables)
+            step = 0
+            if latest is not None:
+                checkpoints.restore_checkpoint(latest, network, optimizer)
+                step = int(resume_state["step"])
+                if int(keras.ops.convert_to_numpy(optimizer.iterations)) != step:
+                    raise checkpoints.CheckpointError(f"{latest}: optimizer step does not match state.json")
+                if resume_state.get("seed") != config.seed or resume_state.get("batch_size") != config.batch_size:
+                    log.warning("resuming with seed %s / batch_size %s; the run was started with %s / %s",
+                                config.seed, config.batch_size, resume_state.get("seed"),
+                                resume_state.get("batch_size"))
+                report(f"resumed from step {step}")
+                if config.pretrained_model_path:
+                    report("--pretrained_model_path is ignored when resuming")
+            elif config.pretrained_model_path:
+                info = checkpoints.load_pretrained_weights(network, config.pretrained_model_path,
+                                                           config.model_config)
+                report(f"fine-tuning from {info['checkpoint']} (its step {info['step']}); "
+                       f"optimizer and step start fresh")
+        return _train_loop(config, dataset.samples, augment, network, trainer, schedule, strategy,
+                           step, report)
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+
+
+def _train_loop(config, samples, augment, network, trainer, schedule, strategy, step, report) -> dict:
+    """The step loop: one compiled train step per batch, logging and checkpointing."""
+    import keras
+
+    import checkpoints
+    import data_preprocessor
+
+    folder = Path(config.checkpoint_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    checkpoints.clean_temporary(folder)
+    log_path = folder / checkpoints.TRAIN_LOG_FILE
+    _prepare_train_log(log_path, step)
+    tf = _tensorflow()
+    writer = tf.summary.create_file_writer(str(folder / checkpoints.LOGS_DIR)) if tf is not None else None
+    if writer is None:
+        log.info("TensorBoard scalars need the TensorFlow backend; writing train_log.csv only")
+    kill_after = int(os.environ.get(KILL_AFTER_STEP_ENV, "-1"))
+    state = {"seed": config.seed, "batch_size": config.batch_size, "model": config.model_config,
+             "data_position": {"seed": config.seed, "next_step": None}}
+    progress = None
+    if config.progress:
+        from tqdm import tqdm
+        progress = tqdm(total=config.max_steps, initial=step, unit="step", dynamic_ncols=True,
+                        file=sys.stderr)
+    last = {"step": step}
+    window_seconds, window_steps = 0.0, 0
+    try:
+        with data_preprocessor.BatchStream(samples, seed=config.seed, start_step=step,
+                                           batch_size=config.batch_size, config=augment,
+                                           nb_workers=config.nb_workers) as stream:
+            with open(log_path, "a", newline="", encoding="utf-8") as log_handle:
+                log_writer = csv.writer(log_handle)
+                while step < config.max_steps:
+                    started = time.perf_counter()
+                    images, targets = next(stream)
+                    if strategy is not None:
+                        logs = _train_on_distributed_batch(trainer, strategy, images, targets)
+                    else:
+                        logs = trainer.train_on_batch(images, targets, return_dict=True)
+                    step += 1
+                    window_steps += 1
+                    window_seconds += time.perf_counter() - started
+                    if not np.isfinite(logs["loss"]):
+                        raise FloatingPointError(f"loss is {logs['loss']} at step {step}; lower "
+                                                 f"--init_learning_rate or check the data")
+                    if step % config.log_steps == 0 or step == config.max_steps:
+                        images_per_sec = window_steps * config.batch_size / max(window_seconds, 1e-9)
+                        lr = float(keras.ops.convert_to_numpy(schedule(step - 1)))
+                        row = {"step": step, "loss": float(logs["loss"]),
+                               "score_loss": float(logs["score_loss"]), "geo_loss": float(logs["geo_loss"]),
+                               "lr": lr, "images_per_sec": images_per_sec}
+                        log_writer.writerow([step] + [f"{row[key]:.9g}" for key in LOG_COLUMNS[1:]])
+                        log_handle.flush()
+                        if writer is not None:
+                            _write_scalars(tf, writer, step, row)
+                        if progress is not None:
+                            progress.set_postfix(loss=f"{row['loss']:.4f}", score=f"{row['score_loss']:.4f}",
+                                                 geo=f"{row['geo_loss']:.4f}", lr=f"{lr:.2e}",
+                                                 img_s=f"{images_per_sec:.1f}", refresh=False)
+                        last = row
+                        window_seconds, window_steps = 0.0, 0
+                    if progress is not None:
+                        progress.update(1)
+                    if step % config.save_checkpoint_steps == 0 or step == config.max_steps:
+                        state["data_position"]["next_step"] = step
+                        saved = checkpoints.save_checkpoint(folder, step, network, trainer.optimizer, state,
+                                                            max_to_keep=config.max_to_keep)
+                        log.info("checkpoint saved: %s", saved)
+                    if step == kill_after:
+                        log_handle.flush()
+                        os.kill(os.getpid(), signal.SIGKILL)
+    finally:
+        if progress is not None:
+            progress.close()
+        if writer is not None:
+            writer.close()
+    report(f"training stopped at step {step}; checkpoint {folder / checkpoints.checkpoint_name(step)}")
+    last["step"] = step
+    return last
+
+
+def _write_scalars(tf, writer, step: int, row: dict) -> None:
+    """TensorBoard scalars through tf.summary.write, which (unlike tf.summary.scalar) works
+    without the tensorboard package installed; TensorBoard shows them as scalars."""
+    from tensorflow.core.framework import summary_pb2
+
+    metadata = summary_pb2.SummaryMetadata(
+        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
+    with writer.as_default(step=step):
+        for key in LOG_COLUMNS[1:]:
+            tf.summary.write(key, tf.constant(row[key], dtype=tf.float32), metadata=metadata)
+    writer.flush()
+
+
+def _train_on_distributed_batch(trainer, strategy, images, targets) -> dict:
+    """One compiled step with the global batch split across the strategy's replicas."""
+    if trainer.train_function is None:
+        # Builds the loss and metric variables in cross-replica context (Keras does this
+        # symbolically on its first call); it updates no weight.
+        trainer.test_on_batch(images, targets)
+    trainer.make_train_function()
+    trainer.reset_metrics()
+    distributed = _distribute(strategy, images, targets)
+    logs = trainer.train_function(iter([distributed]))
+    return {key: float(np.asarray(value)) for key, value in logs.items()}
+
+
+def define_flags() -> None:
+    """Define the command-line flags (EAST-tf2's names and defaults, plus additions)."""
+    from absl import flags
+
+    defaults = TrainConfig()
+    flags.DEFINE_integer("input_size", defaults.input_size, "input size for training of the network")
+    flags.DEFINE_integer("batch_size", defaults.batch_size, "batch size for training (global, split across GPUs)")
+    flags.DEFINE_integer("nb_workers", defaults.nb_workers, "number of processes building training batches")
+    flags.DEFINE_float("init_learning_rate", defaults.init_learning_rate, "initial learning rate")
+    flags.DEFINE_float("lr_decay_rate", defaults.lr_decay_rate, "decay rate for the learning rate")
+    flags.DEFINE_integer("lr_decay_steps", defaults.lr_decay_steps,
+                         "number of steps after which the learning rate is decayed by decay rate (staircase)")
+    flags.DEFINE_integer("max_steps", defaults.max_steps, "maximum number of steps")
+    flags.DEFINE_string("checkpoint_path", defaults.checkpoint_path,
+                        "folder for checkpoints, train_log.csv and TensorBoard logs; rerun to resume")
+    flags.DEFINE_integer("save_checkpoint_steps", defaults.save_checkpoint_steps,
+                         "period at which checkpoints are saved (defaults to every 50 steps)")
+    flags.DEFINE_string("training_data_path", defaults.training_data_path, "path to training data")
+    flags.DEFINE_integer("max_image_large_side", defaults.max_image_large_side,
+                         "maximum size of the large side of a training image before cropping a patch")
+    flags.DEFINE_integer("max_text_size", defaults.max_text_size,
+                         "maximum size of a text instance in an image; image resized if this limit is exceeded")
+    flags.DEFINE_integer("min_text_size", defaults.min_text_size,
+                         "minimum size of a text instance; if smaller, then it is ignored during training")
+    flags.DEFINE_float("min_crop_side_ratio", defaults.min_crop_side_ratio,
+                       "the minimum ratio of min(H, W) when taking a random crop from the input image")
+    flags.DEFINE_string("geometry", defaults.geometry, "geometry type; only RBOX is implemented")
+    flags.DEFINE_boolean("suppress_warnings_and_error_messages", defaults.suppress_warnings_and_error_messages,
+                         "hide per-image data warnings during training (they are summarised once)")
+    flags.DEFINE_string("annotation_format", defaults.annotation_format,
+                        "annotation format of training_data_path (auto, icdar2015, plate, voc, yolo, labelme, ccpd)")
+    flags.DEFINE_boolean("strict", defaults.strict, "fail on the first annotation problem instead of skipping")
+    flags.DEFINE_boolean("skip_unannotated", defaults.skip_unannotated,
+                         "skip images without an annotation file instead of using them as background")
+    flags.DEFINE_string("pretrained_model_path", defaults.pretrained_model_path,
+                        "fine-tune: start from this checkpoint's weights (folder or ckpt-N), fresh optimizer, step 0")
+    flags.DEFINE_integer("seed", defaults.seed, "seed of weights init and data augmentation")
+    flags.DEFINE_boolean("mixed_precision", defaults.mixed_precision,
+                         "float16 (GPU) / bfloat16 (CPU) compute with float32 weights")
+    flags.DEFINE_integer("max_to_keep", defaults.max_to_keep, "checkpoints kept in checkpoint_path")
+    flags.DEFINE_string("backbone", defaults.backbone, "resnet50 (EAST-tf2) or mobilenetv2 (light, CPU demos)")
+    flags.DEFINE_string("backbone_weights", defaults.backbone_weights,
+                        "imagenet (download), none (random init) or the path of a local .h5 file")
+    flags.DEFINE_string("gpu_list", defaults.gpu_list, "GPUs to use, e.g. 0,1; empty = all visible GPUs")
+    flags.DEFINE_integer("log_steps", defaults.log_steps, "steps between train_log.csv / TensorBoard rows")
+
+
+def config_from_flags(flag_values) -> TrainConfig:
+    """The frozen TrainConfig for parsed absl flag values."""
+    names = [field.name for field in dataclasses.fields(TrainConfig) if field.name != "progress"]
+    return TrainConfig(**{name: getattr(flag_values, name) for name in names})
+
+
+def main(argv) -> int:
+    from absl import flags
+
+    import checkpoints
+    import data_preprocessor
+    import model as east_model
+
+    if len(argv) > 1:
+        print(f"train.py: unexpected arguments {argv[1:]}", file=sys.stderr)
+        return 2
+    try:
+        config = config_from_flags(flags.FLAGS)
+    except ValueError as error:
+        print(f"train.py: {error}", file=sys.stderr)
+        return 2
+    level = logging.WARNING if config.suppress_warnings_and_error_messages else logging.INFO
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger().setLevel(level)  # absl's handler on the root logger follows this level
+    if config.suppress_warnings_and_error_messages:
+        logging.getLogger("data_preprocessor").setLevel(logging.ERROR)
+    try:
+        run_training(config, report=print)
+    except (checkpoints.CheckpointError, data_preprocessor.DataError,
+            east_model.BackboneWeightsError, FloatingPointError) as error:
+        print(f"train.py: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("train.py: interrupted; rerun the same command to resume from the last checkpoint",
+              file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from absl import app
+
+    define_flags()
+    app.run(lambda argv: sys.exit(main(argv)))
