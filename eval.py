@@ -1,0 +1,516 @@
+"""Run a trained EAST model over a folder of images: box files, overlays, summary.json and, given ground truth, scores.
+
+    python eval.py --test_data_path=DIR --model_path=DIR --output_dir=DIR [--gt_path=DIR|ZIP]
+
+For every readable image it writes ``<stem>.txt`` (``res_<stem>.txt`` with
+``--output_format=icdar``) holding one box a line, ``x1,y1,x2,y2,x3,y3,x4,y4``
+as integers in the original image's pixels, clockwise from the top-left point
+(an empty file when nothing was found), the image with the boxes drawn (same
+file name as the input, unless ``--nowrite_images``), and ``summary.json``
+(per-image timings and counts, the figures when ``--gt_path`` is given). All
+files are written atomically; the output folder is created if missing and
+never emptied.
+
+The library part is ``run_evaluation(EvalConfig)``; ``main`` only parses flags.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import cv2
+import numpy as np
+
+import geometry
+import icdar
+import locality_aware_nms
+import postprocess
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+OUTPUT_FORMATS = ("plain", "icdar")
+# EAST-tf2 drops boxes whose first or last edge is under 5 px "to avoid submitting errors".
+MIN_BOX_SIDE = 5
+OVERLAY_COLOR_BGR = (0, 255, 255)  # EAST-tf2 draws (255, 255, 0) in RGB: yellow
+OVERLAY_THICKNESS_PER_PX = 1 / 640  # line width grows with the image so boxes stay visible
+SUMMARY_FILE = "summary.json"
+TIMING_KEYS = ("read", "resize", "network", "decode", "nms", "write")
+
+# image batch float32 (B, H, W, 3) in [-1, 1] -> (score_map (B, h, w, 1), geo_map (B, h, w, 5))
+Predictor = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Everything one evaluation run needs (eval.py's flags)."""
+
+    test_data_path: str
+    model_path: str
+    output_dir: str
+    score_map_thresh: float = 0.8
+    box_thresh: float = 0.1
+    nms_thres: float = 0.2
+    max_side_len: int = 2400
+    batch_size: int = 1
+    write_images: bool = True
+    gt_path: str | None = None
+    annotation_format: str = "auto"
+    output_format: str = "plain"
+
+    def __post_init__(self):
+        if self.output_format not in OUTPUT_FORMATS:
+            raise ValueError(f"output_format must be one of {OUTPUT_FORMATS}, got {self.output_format!r}")
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
+        if not isinstance(self.max_side_len, int) or self.max_side_len < postprocess.RESIZE_MULTIPLE:
+            raise ValueError(f"max_side_len must be an integer >= {postprocess.RESIZE_MULTIPLE}, "
+                             f"got {self.max_side_len!r}")
+        for name in ("score_map_thresh", "box_thresh", "nms_thres"):
+            value = getattr(self, name)
+            if not 0 <= value <= 1:
+                raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+
+
+@dataclass
+class ImageResult:
+    """What eval produced for one image.
+
+    Attributes:
+        quads: int32 (N, 4, 2) original-image px, clockwise from the top-left point.
+        scores: float32 (N,) mean score-map value inside each box.
+        seconds: time per stage (TIMING_KEYS) for this image.
+    """
+
+    image_path: Path
+    image_hw: tuple[int, int]
+    input_hw: tuple[int, int]
+    quads: np.ndarray
+    scores: np.ndarray
+    seconds: dict[str, float]
+    result_file: str = ""
+    overlay_file: str = ""
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def list_images(test_data_path: str | os.PathLike) -> list[Path]:
+    """Image files under a folder (recursively, sorted) or the one image file given.
+
+    Raises:
+        ValueError: the path does not exist, holds no images, or two images share a
+            file stem (their result files would overwrite each other).
+    """
+    path = Path(test_data_path)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise ValueError(f"--test_data_path {path}: no such folder or file")
+    images = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not images:
+        raise ValueError(f"--test_data_path {path}: no images ({', '.join(IMAGE_EXTENSIONS)}) found")
+    seen: dict[str, Path] = {}
+    for image_path in images:
+        if image_path.stem in seen:
+            raise ValueError(f"--test_data_path {path}: {seen[image_path.stem]} and {image_path} have the same "
+                             f"stem, so their result files would collide; evaluate them separately")
+        seen[image_path.stem] = image_path
+    return images
+
+
+def read_image_rgb(image_path: Path) -> np.ndarray | None:
+    """uint8 (H, W, 3) RGB, or None when the file cannot be decoded."""
+    try:
+        data = np.fromfile(str(image_path), dtype=np.uint8)
+    except OSError:
+        return None
+    image_bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image_bgr is None:
+        return None
+    return cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)
+
+
+def result_file_name(stem: str, output_format: str) -> str:
+    """``<stem>.txt`` (plain) or ``res_<stem>.txt`` (icdar, the name the ICDAR server expects)."""
+    prefix = icdar.RESULT_PREFIX if output_format == "icdar" else ""
+    return f"{prefix}{stem}{icdar.TEXT_SUFFIX}"
+
+
+# --------------------------------------------------------------------------- model
+
+
+def make_predictor(model) -> Predictor:
+    """A Keras EAST model as a batch function.
+
+    With the TensorFlow backend the network runs as a ``tf.function`` graph, about
+    1.7x faster than eager calls on CPU. The graph is traced once per input shape
+    (EAST's bilinear UpSampling2D needs static spatial sizes) and a trace costs a
+    few network calls, so the first image of each shape runs eagerly and the graph
+    is built when the shape comes again. Other backends use ``predict_on_batch``.
+    """
+    import keras  # noqa: PLC0415  (keep `import eval` free of TensorFlow)
+
+    if keras.backend.backend() != "tensorflow":
+        def predict_other(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            score_map, geo_map = model.predict_on_batch(images.astype(np.float32, copy=False))
+            return np.asarray(score_map), np.asarray(geo_map)
+        return predict_other
+
+    import tensorflow as tf  # noqa: PLC0415
+
+    forward = tf.function(lambda images: model(images, training=False))
+    calls_per_shape: dict[tuple, int] = {}
+
+    def predict(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        calls_per_shape[images.shape] = calls_per_shape.get(images.shape, 0) + 1
+        tensor = tf.convert_to_tensor(images, dtype=tf.float32)
+        if calls_per_shape[images.shape] == 1:
+            score_map, geo_map = model(tensor, training=False)
+        else:
+            score_map, geo_map = forward(tensor)
+        return np.asarray(score_map), np.asarray(geo_map)
+
+    return predict
+
+
+def load_predictor(model_path: str) -> tuple[Predictor, dict]:
+    """The network at ``model_path`` as a batch function, plus what checkpoints says about it.
+
+    Loads with ``checkpoints.load_model_for_inference``: no network access, no ImageNet download.
+    """
+    import checkpoints  # noqa: PLC0415  (pulls in TensorFlow; keep `import eval` light)
+
+    model, info = checkpoints.load_model_for_inference(model_path)
+    return make_predictor(model), dict(info)
+
+
+# --------------------------------------------------------------------------- boxes
+
+
+def decode_detections(score_map: np.ndarray, geo_map: np.ndarray, *, score_map_thresh: float, box_thresh: float,
+                      nms_thres: float) -> tuple[np.ndarray, dict[str, float]]:
+    """Score and geometry maps of one image to boxes, timing decode and NMS.
+
+    The steps of ``postprocess.detect_boxes`` (decode -> locality-aware NMS -> each
+    box scored by the mean score-map value inside it, boxes <= box_thresh dropped),
+    run one by one so each is timed; tests check both give the same boxes.
+
+    Args:
+        score_map: (h, w, 1) or (h, w) scores; geo_map: (h, w, 5) RBOX geometry.
+
+    Returns:
+        float32 (N, 9) boxes in network-input px (score = mean score inside the box),
+        and seconds {"decode", "nms"} (the mean-score filter counts as NMS).
+    """
+    score_map = np.asarray(score_map, dtype=np.float32)
+    if score_map.ndim == 3 and score_map.shape[-1] == 1:
+        score_map = score_map[..., 0]
+    start = time.perf_counter()
+    boxes = geometry.decode_rbox(score_map, geo_map, score_map_thresh)
+    decoded = time.perf_counter()
+    boxes = locality_aware_nms.nms_locality(boxes, nms_thres)
+    if len(boxes):
+        boxes = boxes.copy()
+        # TODO(GEOM): use a public postprocess helper for the box filter once there is one.
+        boxes[:, 8] = postprocess._mean_scores(score_map, boxes)
+        boxes = boxes[boxes[:, 8] > box_thresh]
+    else:
+        boxes = np.zeros((0, 9), np.float32)
+    done = time.perf_counter()
+    return boxes, {"decode": decoded - start, "nms": done - decoded}
+
+
+def to_output_quads(boxes: np.ndarray, ratio_h: float, ratio_w: float,
+                    min_side: float = MIN_BOX_SIDE) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes in network-input px to the integer quads written to the result file.
+
+    Args:
+        boxes: float32 (N, 9) in network-input px.
+        ratio_h, ratio_w: resized / original size, from ``resize_for_inference``.
+        min_side: boxes whose first or last edge is shorter (px, after rounding) are
+            dropped, as EAST-tf2 does; also drops quads that rounding made degenerate.
+
+    Returns:
+        int32 (M, 4, 2) original-image px clockwise from the top-left point, and
+        their float32 (M,) scores; M <= N, input order kept. Empty -> (0, 4, 2), (0,).
+    """
+    if not len(boxes):
+        return np.zeros((0, 4, 2), np.int32), np.zeros(0, np.float32)
+    quads = postprocess.boxes_to_original(boxes, ratio_h, ratio_w)
+    quads = geometry.order_clockwise_from_top_left(np.rint(quads)).astype(np.int32)
+    first_edge = np.linalg.norm(quads[:, 1] - quads[:, 0], axis=-1)
+    last_edge = np.linalg.norm(quads[:, 3] - quads[:, 0], axis=-1)
+    keep = (first_edge >= min_side) & (last_edge >= min_side)
+    keep &= np.abs(geometry.polygon_signed_area(quads.astype(np.float32))) >= geometry.MIN_QUAD_AREA
+    return quads[keep], boxes[keep, 8].astype(np.float32)
+
+
+def draw_overlay(image_rgb: np.ndarray, quads: np.ndarray) -> np.ndarray:
+    """BGR copy of the image with the quads drawn as closed polygons."""
+    overlay = cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR)
+    thickness = max(1, round(max(image_rgb.shape[:2]) * OVERLAY_THICKNESS_PER_PX))
+    if len(quads):
+        cv2.polylines(overlay, [quad.reshape(-1, 1, 2).astype(np.int32) for quad in quads], True,
+                      OVERLAY_COLOR_BGR, thickness)
+    return overlay
+
+
+def write_image_atomic(path: Path, image_bgr: np.ndarray) -> None:
+    """Encode by the file's extension and write atomically."""
+    ok, encoded = cv2.imencode(path.suffix, image_bgr)
+    if not ok:
+        raise ValueError(f"{path}: OpenCV cannot encode an image with extension {path.suffix!r}")
+    icdar.write_bytes_atomic(path, encoded.tobytes())
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def _batches(images: Sequence[Path], config: EvalConfig, unreadable: list[dict]):
+    """Yield lists of (path, rgb, network input, ratios, seconds), same input size, up to batch_size long."""
+    pending: list = []
+    for image_path in images:
+        start = time.perf_counter()
+        image_rgb = read_image_rgb(image_path)
+        read_done = time.perf_counter()
+        if image_rgb is None:
+            log.warning("%s: cannot read the image; skipped", image_path)
+            unreadable.append({"image": str(image_path), "reason": "cannot be decoded as an image"})
+            continue
+        resized, ratios = postprocess.resize_for_inference(image_rgb, max_side_len=config.max_side_len)
+        network_input = postprocess.normalize_image(resized)
+        seconds = {"read": read_done - start, "resize": time.perf_counter() - read_done}
+        item = (image_path, image_rgb, network_input, ratios, seconds)
+        if pending and (len(pending) == config.batch_size or pending[0][2].shape != network_input.shape):
+            yield pending
+            pending = []
+        pending.append(item)
+    if pending:
+        yield pending
+
+
+def detect_images(images: Sequence[Path], predict: Predictor, config: EvalConfig,
+                  on_result: Callable[[ImageResult, np.ndarray], None] | None = None,
+                  unreadable: list[dict] | None = None) -> list[ImageResult]:
+    """Run the network and post-processing over images.
+
+    Args:
+        images: image files.
+        predict: batch function (``load_predictor``).
+        config: thresholds, max_side_len and batch_size are used.
+        on_result: called with (result, image_rgb) for each image as soon as it is
+            done (eval writes the files here, and times it).
+        unreadable: list that receives {"image", "reason"} for images that cannot be read.
+
+    Returns:
+        One ImageResult per readable image, in input order.
+    """
+    unreadable = [] if unreadable is None else unreadable
+    results = []
+    for batch in _batches(images, config, unreadable):
+        inputs = np.stack([item[2] for item in batch])
+        start = time.perf_counter()
+        score_maps, geo_maps = predict(inputs)
+        network_seconds = (time.perf_counter() - start) / len(batch)
+        for index, (image_path, image_rgb, network_input, (ratio_h, ratio_w), seconds) in enumerate(batch):
+            boxes, post_seconds = decode_detections(
+                score_maps[index], geo_maps[index], score_map_thresh=config.score_map_thresh,
+                box_thresh=config.box_thresh, nms_thres=config.nms_thres)
+            quads, scores = to_output_quads(boxes, ratio_h, ratio_w)
+            result = ImageResult(image_path=image_path, image_hw=tuple(image_rgb.shape[:2]),
+                                 input_hw=tuple(network_input.shape[:2]), quads=quads, scores=scores,
+                                 seconds={**seconds, "network": network_seconds, **post_seconds, "write": 0.0})
+            if on_result is not None:
+                on_result(result, image_rgb)
+            results.append(result)
+    return results
+
+
+def _check_output_dir(output_dir: Path, images: Sequence[Path]) -> None:
+    resolved = output_dir.resolve()
+    for image_path in images:
+        if image_path.parent.resolve() == resolved:
+            raise ValueError(f"--output_dir {output_dir} holds the input image {image_path.name}; result files "
+                             f"and overlays would overwrite inputs or their annotations. Choose another folder.")
+
+
+def score_results(detections: dict[str, np.ndarray], input_stems: Sequence[str], gt_path: str,
+                  annotation_format: str = "auto") -> icdar.Evaluation:
+    """ICDAR 2015 Task 4.1 figures for eval's detections.
+
+    Args:
+        detections: image stem -> int32 (N, 4, 2) quads for the images read.
+        input_stems: stems of all input images, readable or not; an unreadable
+            image counts as one without detections.
+        gt_path, annotation_format: see ``icdar.load_ground_truth``.
+
+    Returns:
+        The Evaluation over the ground-truth images that were inputs. Ground truth
+        for images that were not inputs is left out, with a warning.
+    """
+    ground_truth = icdar.load_ground_truth(gt_path, annotation_format)
+    inputs = set(input_stems)
+    scored = {stem: annotation for stem, annotation in ground_truth.items() if stem in inputs}
+    if len(scored) < len(ground_truth):
+        log.warning("%s: %d ground-truth image(s) are not among the inputs and are not scored",
+                    gt_path, len(ground_truth) - len(scored))
+    no_truth = sorted(inputs - set(ground_truth))
+    if no_truth:
+        log.warning("%d input image(s) have no ground truth in %s and are not scored (e.g. %s)",
+                    len(no_truth), gt_path, no_truth[0])
+    return icdar.evaluate(scored, {stem: quads for stem, quads in detections.items() if stem in scored})
+
+
+def _image_entry(result: ImageResult, evaluation: icdar.ImageEvaluation | None) -> dict:
+    entry = {
+        "image": str(result.image_path),
+        "result_file": result.result_file,
+        "overlay_file": result.overlay_file,
+        "image_hw": list(result.image_hw),
+        "input_hw": list(result.input_hw),
+        "boxes": int(len(result.quads)),
+        "seconds": {key: round(result.seconds[key], 6) for key in TIMING_KEYS}
+        | {"total": round(sum(result.seconds[key] for key in TIMING_KEYS), 6)},
+    }
+    if evaluation is not None:
+        entry["evaluation"] = {
+            "precision": evaluation.precision, "recall": evaluation.recall, "hmean": evaluation.hmean,
+            "matched": evaluation.matched, "gt_care": evaluation.gt_care, "det_care": evaluation.det_care,
+            "all_correct": evaluation.all_correct,
+        }
+    return entry
+
+
+def build_summary(config: EvalConfig, model_info: dict, results: Sequence[ImageResult], unreadable: list[dict],
+                  evaluation: icdar.Evaluation | None) -> dict:
+    """The content of summary.json (plain JSON types)."""
+    per_image_eval = evaluation.per_image if evaluation is not None else {}
+    totals = {key: round(sum(result.seconds[key] for result in results), 6) for key in TIMING_KEYS}
+    images_total = round(sum(totals.values()), 6)
+    summary = {
+        "config": dataclasses.asdict(config),
+        "model": model_info,
+        "images": len(results),
+        "unreadable": unreadable,
+        "boxes": int(sum(len(result.quads) for result in results)),
+        "seconds": totals | {"total": images_total,
+                             "per_image": round(images_total / len(results), 6) if results else 0.0},
+        "per_image": [_image_entry(result, per_image_eval.get(result.image_path.stem)) for result in results],
+    }
+    if evaluation is not None:
+        summary["evaluation"] = evaluation.summary() | {
+            "matched": evaluation.matched, "gt_care": evaluation.gt_care, "det_care": evaluation.det_care}
+    return summary
+
+
+def run_evaluation(config: EvalConfig, predictor: tuple[Predictor, dict] | None = None) -> dict:
+    """Detect text in every image of ``config.test_data_path`` and write the outputs.
+
+    Args:
+        config: the run's settings.
+        predictor: (batch function, model info) to use instead of loading
+            ``config.model_path`` (tests and benchmarks pass one).
+
+    Returns:
+        The summary also written to ``<output_dir>/summary.json``; with
+        ``config.gt_path``, its "evaluation" holds precision, recall, hmean,
+        images and images_all_correct.
+
+    Raises:
+        ValueError: bad paths or settings, named in the message.
+    """
+    images = list_images(config.test_data_path)
+    output_dir = Path(config.output_dir)
+    _check_output_dir(output_dir, images)
+    if config.gt_path is not None and not Path(config.gt_path).exists():
+        raise ValueError(f"--gt_path {config.gt_path}: no such folder or file")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    predict, model_info = predictor if predictor is not None else load_predictor(config.model_path)
+    newline = "\r\n" if config.output_format == "icdar" else "\n"
+    log.info("%d image(s) from %s", len(images), config.test_data_path)
+
+    def write_outputs(result: ImageResult, image_rgb: np.ndarray) -> None:
+        start = time.perf_counter()
+        result.result_file = result_file_name(result.image_path.stem, config.output_format)
+        icdar.write_icdar_file(output_dir / result.result_file, result.quads, newline=newline)
+        if config.write_images:
+            result.overlay_file = result.image_path.name
+            write_image_atomic(output_dir / result.overlay_file, draw_overlay(image_rgb, result.quads))
+        result.seconds["write"] = time.perf_counter() - start
+        log.info("%s: %d box(es), %.0f ms", result.image_path.name, len(result.quads),
+                 1000 * sum(result.seconds.values()))
+
+    unreadable: list[dict] = []
+    results = detect_images(images, predict, config, on_result=write_outputs, unreadable=unreadable)
+    evaluation = None
+    if config.gt_path is not None:
+        evaluation = score_results({result.image_path.stem: result.quads for result in results},
+                                   [image.stem for image in images], config.gt_path, config.annotation_format)
+    summary = build_summary(config, model_info, results, unreadable, evaluation)
+    icdar.write_bytes_atomic(output_dir / SUMMARY_FILE,
+                             (json.dumps(summary, indent=1, default=str) + "\n").encode("utf-8"))
+    return summary
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _define_flags(flags) -> None:
+    flags.DEFINE_string("test_data_path", "./data/ICDAR2015/test_data", "folder of test images (or one image)")
+    flags.DEFINE_string("model_path", "./east_resnet_50_rbox/",
+                        "checkpoint folder (its latest checkpoint is used) or one checkpoint file")
+    flags.DEFINE_string("output_dir", "./data/ICDAR2015/test_data_output/",
+                        "where result files, overlays and summary.json go (created if missing, never emptied)")
+    flags.DEFINE_string("gpu_num", None, "GPU ids for CUDA_VISIBLE_DEVICES, e.g. '0' (default: leave it as is)")
+    flags.DEFINE_string("gpu_list", None, "same as --gpu_num (train.py's name)")
+    flags.DEFINE_float("score_map_thresh", 0.8, "score-map threshold for text pixels")
+    flags.DEFINE_float("box_thresh", 0.1, "drop boxes whose mean score inside is below this")
+    flags.DEFINE_float("nms_thres", 0.2, "IoU threshold of the locality-aware NMS")
+    flags.DEFINE_integer("max_side_len", 2400, "longest image side fed to the network (px)")
+    flags.DEFINE_integer("batch_size", 1, "images per network call (consecutive images of the same size)")
+    flags.DEFINE_boolean("write_images", True, "write an overlay image with the boxes drawn")
+    flags.DEFINE_string("gt_path", None, "ground truth (folder or ICDAR zip) to score the detections against")
+    flags.DEFINE_string("annotation_format", "auto", "format of --gt_path: auto, icdar2015, plate, voc, ...")
+    flags.DEFINE_enum("output_format", "plain", list(OUTPUT_FORMATS),
+                      "plain: <stem>.txt; icdar: res_<stem>.txt (ICDAR submission naming, CRLF)")
+
+
+def main(argv: Sequence[str]) -> None:
+    from absl import flags  # noqa: PLC0415
+
+    del argv
+    flag_values = flags.FLAGS
+    gpus = flag_values.gpu_list if flag_values.gpu_list is not None else flag_values.gpu_num
+    if gpus is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpus
+    logging.getLogger().setLevel(logging.INFO)
+    try:
+        config = EvalConfig(**{field.name: flag_values[field.name].value for field in dataclasses.fields(EvalConfig)})
+        summary = run_evaluation(config)
+    except (ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    seconds = summary["seconds"]
+    print(f"{summary['images']} image(s), {summary['boxes']} box(es), {len(summary['unreadable'])} unreadable; "
+          f"{seconds['per_image'] * 1000:.0f} ms per image (network {seconds['network'] * 1000:.0f} ms, decode "
+          f"{seconds['decode'] * 1000:.0f} ms, NMS {seconds['nms'] * 1000:.0f} ms in all); outputs in "
+          f"{config.output_dir}")
+    if "evaluation" in summary:
+        figures = summary["evaluation"]
+        print(f"precision {figures['precision']:.3f} recall {figures['recall']:.3f} hmean {figures['hmean']:.3f}; "
+              f"{figures['images_all_correct']}/{figures['images']} images all correct")
+
+
+if __name__ == "__main__":
+    from absl import app, flags
+
+    _define_flags(flags)
+    app.run(main)

@@ -1,0 +1,208 @@
+"""eval.py: result files, overlays, summary.json and scoring.
+
+The fast tests feed eval a stand-in network that returns the perfect score and
+geometry maps of a known layout, so every number can be worked out by hand. The
+slow test trains a tiny model for two steps on two images and runs the CLI.
+"""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+import eval as east_eval
+import geometry
+import icdar
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# Text layout in relative coordinates (x / width, y / height), clockwise from top-left.
+LAYOUT = np.array([[[0.10, 0.20], [0.60, 0.20], [0.60, 0.40], [0.10, 0.40]],
+                   [[0.20, 0.60], [0.90, 0.60], [0.90, 0.85], [0.20, 0.85]]], dtype=np.float32)
+EMPTY_HW = (128, 128)  # images of this size get maps without text
+
+
+def perfect_predictor(images):
+    """Stand-in network: the ground-truth maps of LAYOUT scaled to the input size."""
+    batch, height, width, _ = images.shape
+    score_maps, geo_maps = [], []
+    for _ in range(batch):
+        quads = LAYOUT * np.array([width, height], np.float32)
+        if (height, width) == EMPTY_HW:
+            quads = np.zeros((0, 4, 2), np.float32)
+        score_map, geo_map, _ = geometry.make_rbox_targets(quads, np.zeros(len(quads), bool), (height, width))
+        score_maps.append(score_map)
+        geo_maps.append(geo_map)
+    return np.stack(score_maps), np.stack(geo_maps)
+
+
+def make_dataset(folder, sizes):
+    """Images (W x H from ``sizes``) and ICDAR ground truth of LAYOUT in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for index, (width, height) in enumerate(sizes, start=1):
+        cv2.imwrite(str(folder / f"img_{index}.jpg"), np.full((height, width, 3), 90, np.uint8))
+        quads = LAYOUT * np.array([width, height], np.float32)
+        if (height, width) == EMPTY_HW:
+            quads = np.zeros((0, 4, 2), np.float32)
+        icdar.write_icdar_file(folder / f"gt_img_{index}.txt", quads, ["word"] * len(quads))
+
+
+def config(tmp_path, **overrides):
+    values = dict(test_data_path=str(tmp_path / "images"), model_path="unused",
+                  output_dir=str(tmp_path / "out"), gt_path=str(tmp_path / "images"))
+    values.update(overrides)
+    return east_eval.EvalConfig(**values)
+
+
+# --------------------------------------------------------------------------- pieces
+
+
+def test_result_file_names():
+    assert east_eval.result_file_name("img_1", "plain") == "img_1.txt"
+    assert east_eval.result_file_name("img_1", "icdar") == "res_img_1.txt"
+
+
+def test_to_output_quads_scales_rounds_orders_and_drops_tiny():
+    # Network input was half the original size: coordinates double.
+    boxes = np.array([
+        [10.2, 5, 50, 5, 50, 25, 10.2, 25, 0.9],     # clockwise from top-left already
+        [50, 30, 50, 50, 10, 50, 10, 30, 0.8],       # starts top-right, counter-clockwise
+        [0, 0, 2, 0, 2, 2, 0, 2, 0.95],              # 4x4 px in the original: dropped (< 5 px)
+    ], np.float32)
+    quads, scores = east_eval.to_output_quads(boxes, 0.5, 0.5)
+    assert quads.dtype == np.int32
+    assert quads.tolist() == [[[20, 10], [100, 10], [100, 50], [20, 50]],
+                              [[20, 60], [100, 60], [100, 100], [20, 100]]]
+    assert scores.tolist() == pytest.approx([0.9, 0.8])
+    empty_quads, empty_scores = east_eval.to_output_quads(np.zeros((0, 9), np.float32), 1.0, 1.0)
+    assert empty_quads.shape == (0, 4, 2) and empty_scores.shape == (0,)
+
+
+def test_list_images(tmp_path):
+    make_dataset(tmp_path / "a", [(64, 64)])
+    make_dataset(tmp_path / "a" / "sub", [(64, 64), (64, 64)])
+    with pytest.raises(ValueError, match="same stem"):
+        east_eval.list_images(tmp_path / "a")
+    assert east_eval.list_images(tmp_path / "a" / "sub" / "img_2.jpg") == [tmp_path / "a" / "sub" / "img_2.jpg"]
+    with pytest.raises(ValueError, match="no such folder"):
+        east_eval.list_images(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no images"):
+        east_eval.list_images(tmp_path / "empty")
+
+
+def test_bad_config_is_named():
+    with pytest.raises(ValueError, match="output_format"):
+        east_eval.EvalConfig("a", "b", "c", output_format="coco")
+    with pytest.raises(ValueError, match="box_thresh"):
+        east_eval.EvalConfig("a", "b", "c", box_thresh=2.0)
+
+
+# --------------------------------------------------------------------------- whole runs
+
+
+@pytest.mark.parametrize("output_format, prefix, newline", [("plain", "", b"\n"), ("icdar", "res_", b"\r\n")])
+def test_run_writes_every_output_and_scores(tmp_path, output_format, prefix, newline):
+    # img_1 and img_2: two words each (sizes not multiples of 32); img_3: no text.
+    make_dataset(tmp_path / "images", [(320, 200), (250, 180), EMPTY_HW[::-1]])
+    (tmp_path / "images" / "broken.jpg").write_bytes(b"not an image")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.me").write_text("older file")
+    summary = east_eval.run_evaluation(config(tmp_path, output_format=output_format),
+                                       (perfect_predictor, {"model": "perfect"}))
+
+    assert (out / "keep.me").read_text() == "older file"  # never wiped
+    for stem, boxes in (("img_1", 2), ("img_2", 2), ("img_3", 0)):
+        data = (out / f"{prefix}{stem}.txt").read_bytes()
+        assert data.count(newline) == boxes
+        assert cv2.imread(str(out / f"{stem}.jpg")) is not None
+    assert not (out / f"{prefix}broken.txt").exists()
+    written = icdar.read_detection_file(out / f"{prefix}img_1.txt")
+    # Each box back in original pixels, clockwise from the top-left, within 2 px of the truth.
+    truth = LAYOUT * np.array([320, 200])
+    assert np.abs(np.sort(written.reshape(2, 8), axis=0) - np.sort(truth.reshape(2, 8), axis=0)).max() <= 2
+    assert np.all(geometry.polygon_signed_area(written) > 0)
+
+    assert summary["images"] == 3 and summary["boxes"] == 4
+    assert [entry["image"] for entry in summary["unreadable"]] == [str(tmp_path / "images" / "broken.jpg")]
+    # broken.jpg has no ground truth, so it is not scored.
+    assert summary["evaluation"] == {"precision": 1.0, "recall": 1.0, "hmean": 1.0, "images": 3,
+                                     "images_all_correct": 3, "matched": 4, "gt_care": 4, "det_care": 4}
+    on_disk = json.loads((out / "summary.json").read_text())
+    assert on_disk["per_image"][0]["seconds"].keys() >= {"network", "decode", "nms", "total"}
+    assert on_disk["per_image"][2]["evaluation"]["all_correct"] is True
+    # The files on disk score the same as the run.
+    from_files = icdar.evaluate_paths(tmp_path / "images", out).summary()
+    assert from_files == {key: summary["evaluation"][key] for key in from_files}
+
+
+def test_batches_and_nowrite_images(tmp_path):
+    make_dataset(tmp_path / "images", [(320, 200), (320, 200), (250, 180)])
+    summary = east_eval.run_evaluation(config(tmp_path, batch_size=2, write_images=False),
+                                       (perfect_predictor, {}))
+    assert summary["evaluation"]["images_all_correct"] == 3
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["img_1.txt", "img_2.txt", "img_3.txt",
+                                                                    "summary.json"]
+
+
+def test_output_dir_must_not_hold_the_inputs(tmp_path):
+    make_dataset(tmp_path / "images", [(64, 64)])
+    with pytest.raises(ValueError, match="holds the input image"):
+        east_eval.run_evaluation(config(tmp_path, output_dir=str(tmp_path / "images")), (perfect_predictor, {}))
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    """Two images and a mobilenetv2 EAST trained on them for two steps (64 px input)."""
+    train = pytest.importorskip("train")
+    folder = tmp_path_factory.mktemp("tiny")
+    make_dataset(folder / "images", [(64, 64), (96, 64)])
+    train.run_training(train.TrainConfig(
+        training_data_path=str(folder / "images"), checkpoint_path=str(folder / "ckpt"), input_size=64,
+        batch_size=2, max_steps=2, save_checkpoint_steps=2, backbone="mobilenetv2", backbone_weights="none",
+        nb_workers=0, progress=False))
+    return folder
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("output_format, prefix", [("plain", ""), ("icdar", "res_")])
+def test_eval_cli_with_a_tiny_trained_model(tiny_checkpoint, tmp_path, output_format, prefix):
+    images = tiny_checkpoint / "images"
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "eval.py"), f"--test_data_path={images}",
+         f"--model_path={tiny_checkpoint / 'ckpt'}", f"--output_dir={out}", f"--gt_path={images}",
+         f"--output_format={output_format}", "--score_map_thresh=0.5"],
+        capture_output=True, text=True, cwd=str(REPO_ROOT), env=os.environ | {"CUDA_VISIBLE_DEVICES": ""},
+        timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    last = done.stdout.strip().splitlines()[-1]
+    assert last.startswith("precision ") and last.endswith("/2 images all correct")
+    for stem in ("img_1", "img_2"):
+        icdar.read_detection_file(out / f"{prefix}{stem}.txt")  # parses
+        assert (out / f"{stem}.jpg").is_file()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["images"] == 2 and summary["evaluation"]["images"] == 2
+    assert summary["model"]["step"] == 2
+
+
+def test_timed_decode_matches_postprocess_detect_boxes():
+    import postprocess
+
+    score_maps, geo_maps = perfect_predictor(np.zeros((1, 192, 256, 3), np.float32))
+    rng = np.random.default_rng(0)
+    score_map = np.clip(score_maps[0] * rng.uniform(0.7, 1.0, score_maps[0].shape), 0, 1).astype(np.float32)
+    boxes, seconds = east_eval.decode_detections(score_map, geo_maps[0], score_map_thresh=0.8, box_thresh=0.1,
+                                                 nms_thres=0.2)
+    expected = postprocess.detect_boxes(score_map, geo_maps[0], score_map_thresh=0.8, box_thresh=0.1, nms_thres=0.2)
+    assert len(boxes) == 2
+    np.testing.assert_array_equal(boxes, expected)
+    assert set(seconds) == {"decode", "nms"}
