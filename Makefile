@@ -8,6 +8,9 @@ install:
 
 install-dev: install
 	$(PYTHON) -m pip install $(PIP_FLAGS) -r requirements-dev.txt
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 \
+	    || echo "make: could not install chromium; the browser test of serve.py will be skipped"; }
 
 ## make test: install everything the tests need, then run the whole suite.
 test: install-dev

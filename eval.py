@@ -147,49 +147,17 @@ def result_file_name(stem: str, output_format: str) -> str:
 # --------------------------------------------------------------------------- model
 
 
-def make_predictor(model) -> Predictor:
-    """A Keras EAST model as a batch function.
-
-    With the TensorFlow backend the network runs as a ``tf.function`` graph, about
-    1.7x faster than eager calls on CPU. The graph is traced once per input shape
-    (EAST's bilinear UpSampling2D needs static spatial sizes) and a trace costs a
-    few network calls, so the first image of each shape runs eagerly and the graph
-    is built when the shape comes again. Other backends use ``predict_on_batch``.
-    """
-    import keras  # noqa: PLC0415  (keep `import eval` free of TensorFlow)
-
-    if keras.backend.backend() != "tensorflow":
-        def predict_other(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            score_map, geo_map = model.predict_on_batch(images.astype(np.float32, copy=False))
-            return np.asarray(score_map), np.asarray(geo_map)
-        return predict_other
-
-    import tensorflow as tf  # noqa: PLC0415
-
-    forward = tf.function(lambda images: model(images, training=False))
-    calls_per_shape: dict[tuple, int] = {}
-
-    def predict(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        calls_per_shape[images.shape] = calls_per_shape.get(images.shape, 0) + 1
-        tensor = tf.convert_to_tensor(images, dtype=tf.float32)
-        if calls_per_shape[images.shape] == 1:
-            score_map, geo_map = model(tensor, training=False)
-        else:
-            score_map, geo_map = forward(tensor)
-        return np.asarray(score_map), np.asarray(geo_map)
-
-    return predict
-
-
 def load_predictor(model_path: str) -> tuple[Predictor, dict]:
-    """The network at ``model_path`` as a batch function, plus what checkpoints says about it.
+    """The network at ``model_path`` as a batch function, plus what its loader says about it.
 
-    Loads with ``checkpoints.load_model_for_inference``: no network access, no ImageNet download.
+    ``model_path`` is a training checkpoint (folder or one ``ckpt-N``), a SavedModel folder,
+    a ``.tflite`` or an ``.onnx`` file (``exported_models.load_predictor``). A checkpoint is
+    loaded by ``checkpoints.load_model_for_inference``: no network access, no ImageNet download.
     """
-    import checkpoints  # noqa: PLC0415  (pulls in TensorFlow; keep `import eval` light)
+    import exported_models  # noqa: PLC0415  (pulls in TensorFlow; keep `import eval` light)
 
-    model, info = checkpoints.load_model_for_inference(model_path)
-    return make_predictor(model), dict(info)
+    predictor = exported_models.load_predictor(model_path)
+    return predictor, dict(predictor.info)
 
 
 # --------------------------------------------------------------------------- boxes

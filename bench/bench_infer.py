@@ -105,10 +105,11 @@ def run_ours(images: list[Path], model_path: str | None, backbone: str, repeats:
     if model_path:
         predictor = east_eval.load_predictor(model_path)
     else:
+        import exported_models
         import model as east_model
 
         network = east_model.build_east(512, backbone=backbone, backbone_weights="none")
-        predictor = (east_eval.make_predictor(network), {"model": f"EAST-{backbone}, random weights"})
+        predictor = (exported_models.keras_batch_function(network), {"model": f"EAST-{backbone}, random weights"})
     warm = work / "ours_warm"
     warm.mkdir()
     os.link(images[0], warm / images[0].name)
