@@ -81,6 +81,18 @@ def test_no_positive_pixel_gives_zero_geo_loss_and_east_loss_adds_terms():
     assert total == pytest.approx(_value(losses.score_loss(y_true, y_pred)) + _value(losses.geo_loss(y_true, y_pred)))
 
 
+def test_geo_loss_averages_over_all_pixels_like_east_tf2():
+    y_true, y_pred = _maps(1, 4)
+    y_true[0, 0, 0, 0] = 1.0                 # one text pixel out of four
+    y_true[..., 1:5] = 2.0                   # 4x4 box
+    y_pred[..., 1:5] = 1.0                   # 2x2 box: intersection 4, union 16
+    pixel = -math.log((4 + 1) / (16 + 1))
+    assert _value(losses.geo_loss(y_true, y_pred)) == pytest.approx(pixel / 4, rel=1e-6)
+    assert _value(losses.geo_loss(y_true, y_pred, normalization="text_pixels")) == pytest.approx(pixel, rel=1e-6)
+    with pytest.raises(ValueError, match="normalization must be"):
+        losses.geo_loss(y_true, y_pred, normalization="positive")
+
+
 def test_bad_shape_raises():
     with pytest.raises(ValueError, match="y_true must be"):
         losses.east_loss(np.zeros((1, 2, 2, 6), np.float32), np.zeros((1, 2, 2, 6), np.float32))
