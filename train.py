@@ -79,6 +79,7 @@ class TrainConfig:
     backbone_weights: str = "imagenet"
     gpu_list: str = ""
     log_steps: int = 10
+    bn_momentum: float = 0.0
     progress: bool = True
 
     def __post_init__(self):
@@ -92,6 +93,8 @@ class TrainConfig:
             raise ValueError(f"input_size must be a multiple of 32, got {self.input_size}")
         if self.nb_workers < 0:
             raise ValueError(f"nb_workers must be >= 0, got {self.nb_workers}")
+        if not 0.0 <= self.bn_momentum < 1.0:
+            raise ValueError(f"bn_momentum must be in [0, 1), got {self.bn_momentum}")
         if self.init_learning_rate <= 0:
             raise ValueError(f"init_learning_rate must be positive, got {self.init_learning_rate}")
 
@@ -246,6 +249,10 @@ def run_training(config: TrainConfig, report: Callable[[str], None] = log.info) 
         with scope:
             network = east_model.build_east(config.input_size, backbone=config.backbone,
                                             backbone_weights="none" if resume_state else config.backbone_weights)
+            if config.bn_momentum:
+                for layer in network.layers:
+                    if isinstance(layer, keras.layers.BatchNormalization):
+                        layer.momentum = config.bn_momentum
             trainer = east_model.training_model(network)
             schedule = keras.optimizers.schedules.ExponentialDecay(
                 config.init_learning_rate, decay_steps=config.lr_decay_steps,
@@ -430,6 +437,9 @@ def define_flags() -> None:
                         "imagenet (download), none (random init) or the path of a local .h5 file")
     flags.DEFINE_string("gpu_list", defaults.gpu_list, "GPUs to use, e.g. 0,1; empty = all visible GPUs")
     flags.DEFINE_integer("log_steps", defaults.log_steps, "steps between train_log.csv / TensorBoard rows")
+    flags.DEFINE_float("bn_momentum", defaults.bn_momentum,
+                       "momentum of every BatchNorm's moving statistics; 0 keeps the network's own (0.997, "
+                       "backbone 0.99/0.999). Short runs from scratch need ~0.9 or inference sees stale statistics")
 
 
 def config_from_flags(flag_values) -> TrainConfig:
