@@ -1,0 +1,155 @@
+"""Tests for synthetic_data.py: determinism, quad validity, visible plates, file formats."""
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+import synthetic_data as sd
+
+SMALL = sd.PlateSceneConfig(width=320, height=240)
+
+
+def _signed_area(quad: np.ndarray) -> float:
+    x, y = quad[:, 0], quad[:, 1]
+    return 0.5 * float(np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y))
+
+
+def test_same_seed_same_image_and_annotations():
+    image_a, quads_a, texts_a = sd.generate_plate_scene(sd.image_rng(7, 3), SMALL)
+    image_b, quads_b, texts_b = sd.generate_plate_scene(sd.image_rng(7, 3), SMALL)
+    np.testing.assert_array_equal(image_a, image_b)
+    np.testing.assert_array_equal(quads_a, quads_b)
+    assert texts_a == texts_b
+    image_c, _, _ = sd.generate_plate_scene(sd.image_rng(8, 3), SMALL)
+    assert not np.array_equal(image_a, image_c)
+
+
+def test_image_k_does_not_depend_on_count(tmp_path):
+    sd.write_plate_dataset(tmp_path / "three", 3, seed=5, config=SMALL)
+    sd.write_plate_dataset(tmp_path / "one", 1, seed=5, config=SMALL, start=2)
+    for suffix in (".jpg", ".txt"):
+        name = "plate_00002" + suffix
+        assert (tmp_path / "three" / name).read_bytes() == (tmp_path / "one" / name).read_bytes()
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_quads_inside_clockwise_from_top_left(seed):
+    image, quads, texts = sd.generate_plate_scene(sd.image_rng(seed, 0), SMALL)
+    assert image.shape == (SMALL.height, SMALL.width, 3) and image.dtype == np.uint8
+    assert quads.dtype == np.float32 and quads.shape == (len(texts), 4, 2)
+    assert 1 <= len(texts) <= 3
+    for quad, text in zip(quads, texts):
+        assert np.all(quad >= 0) and np.all(quad[:, 0] < SMALL.width) and np.all(quad[:, 1] < SMALL.height)
+        assert _signed_area(quad) > 0, "quad must be clockwise on screen (y down)"
+        assert int(np.argmin(quad.sum(axis=1))) == 0, "quad must start at the top-left point"
+        assert text.isalnum() and text.isupper() or text.isdigit()
+        width = np.linalg.norm(quad[1] - quad[0])
+        assert 0.01 * SMALL.width < width < 0.35 * SMALL.width
+
+
+def test_plate_pixels_differ_from_background_inside_quad():
+    config = sd.PlateSceneConfig(
+        width=320, height=240, min_plate_width=0.1, max_plate_width=0.25, car_ratio=0.0, degrade=False
+    )
+    for index in range(6):
+        # generate_plate_scene draws the background first from the same generator state.
+        background = sd.draw_street_background(sd.image_rng(3, index), config.width, config.height)
+        image, quads, _ = sd.generate_plate_scene(sd.image_rng(3, index), config)
+        difference = np.abs(image.astype(np.float32) - background.astype(np.float32)).max(axis=2)
+        inside = np.zeros(difference.shape, np.uint8)
+        for quad in quads:
+            one = np.zeros_like(inside)
+            cv2.fillPoly(one, [np.rint(quad).astype(np.int32)], 1)
+            inside |= one
+            core = cv2.erode(one, np.ones((3, 3), np.uint8))  # fillPoly also takes the boundary pixels
+            assert np.mean(difference[core > 0] > 0) > 0.95, "the quad must cover the plate, not background"
+        # Outside the plates (grown by a pixel for anti-aliasing) the image is the bare background.
+        outside = cv2.dilate(inside, np.ones((3, 3), np.uint8)) == 0
+        assert difference[outside].max() == 0
+
+
+def test_degraded_plates_stay_visible():
+    config = sd.PlateSceneConfig(width=320, height=240, min_plate_width=0.15, max_plate_width=0.25)
+    for index in range(6):
+        image, quads, _ = sd.generate_plate_scene(sd.image_rng(4, index), config)
+        gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(np.float32)
+        for quad in quads:
+            mask = np.zeros(gray.shape, np.uint8)
+            cv2.fillPoly(mask, [np.rint(quad).astype(np.int32)], 1)
+            mask = cv2.erode(mask, np.ones((3, 3), np.uint8))
+            assert gray[mask > 0].std() > 10.0, "dark text on a light plate gives contrast inside the quad"
+
+
+def test_order_quad_fixes_winding_and_start():
+    counter_clockwise = np.array([[10, 10], [10, 20], [40, 20], [40, 10]], np.float32)
+    np.testing.assert_array_equal(sd.order_quad(counter_clockwise), [[10, 10], [40, 10], [40, 20], [10, 20]])
+    rotated = np.array([[40, 20], [10, 20], [10, 10], [40, 10]], np.float32)
+    np.testing.assert_array_equal(sd.order_quad(rotated), [[10, 10], [40, 10], [40, 20], [10, 20]])
+
+
+def test_plate_files_parse(tmp_path):
+    paths = sd.write_plate_dataset(tmp_path, 4, seed=1, config=SMALL)
+    assert [p.name for p in paths] == [f"plate_0000{k}.jpg" for k in range(4)]
+    for path in paths:
+        image = cv2.imread(str(path))
+        assert image.shape == (SMALL.height, SMALL.width, 3)
+        lines = path.with_suffix(".txt").read_text(encoding="utf-8").splitlines()
+        assert 1 <= len(lines) <= 3
+        for line in lines:
+            fields = line.split(" ")
+            assert len(fields) == 9
+            coords = np.array([int(v) for v in fields[:8]], np.float32).reshape(4, 2)
+            assert _signed_area(coords) > 0
+            assert fields[8].isalnum()
+
+
+def test_plate_files_load_with_project_loader(tmp_path):
+    data_preprocessor = pytest.importorskip("data_preprocessor")
+    sd.write_plate_dataset(tmp_path, 3, seed=2, config=SMALL)
+    report = data_preprocessor.load_dataset(str(tmp_path), "plate")
+    assert len(report.samples) == 3 and not report.problems
+    for sample in report.samples:
+        expected = Path(sample.image_path).with_suffix(".txt").read_text().split()
+        assert sample.texts[0] == expected[8]
+
+
+def test_text_scene_files_are_icdar_style(tmp_path):
+    sd.write_text_dataset(tmp_path, 6, seed=0, config=sd.TextSceneConfig(width=320, height=240))
+    texts = []
+    for k in range(1, 7):
+        assert (tmp_path / f"img_{k}.jpg").is_file()
+        for line in (tmp_path / f"gt_img_{k}.txt").read_text(encoding="utf-8").splitlines():
+            fields = line.split(",")
+            assert len(fields) == 9
+            coords = np.array([int(v) for v in fields[:8]], np.float32).reshape(4, 2)
+            assert _signed_area(coords) > 0
+            texts.append(fields[8])
+    assert "###" in texts and any(t != "###" for t in texts)
+
+
+def test_cli_writes_files_and_rejects_bad_values(tmp_path, capsys):
+    out = tmp_path / "cli"
+    assert sd.main(["plates", "--output_dir", str(out), "--count", "2", "--seed", "3", "--width", "160", "--height", "128"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["plate_00000.jpg", "plate_00000.txt", "plate_00001.jpg", "plate_00001.txt"]
+    assert sd.main(["plates", "--output_dir", str(out), "--count", "1", "--min_plate_width", "0.5", "--max_plate_width", "0.1"]) == 2
+    assert "min_plate_width" in capsys.readouterr().err
+
+
+def test_config_rejects_bad_sizes():
+    with pytest.raises(ValueError, match="width and height"):
+        sd.PlateSceneConfig(width=10, height=10)
+    with pytest.raises(ValueError, match="max_plates"):
+        sd.PlateSceneConfig(min_plates=3, max_plates=2)
+    with pytest.raises(ValueError, match="clutter"):
+        sd.PlateSceneConfig(clutter=1.5)
+
+
+def _edge_density(image) -> float:
+    return float(cv2.Canny(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), 50, 150).mean())
+
+
+def test_less_clutter_gives_a_plainer_background():
+    busy = [sd.draw_street_background(sd.image_rng(9, k), 320, 240, clutter=1.0) for k in range(6)]
+    quiet = [sd.draw_street_background(sd.image_rng(9, k), 320, 240, clutter=0.0) for k in range(6)]
+    assert sum(map(_edge_density, quiet)) < sum(map(_edge_density, busy))
