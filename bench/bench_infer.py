@@ -254,6 +254,9 @@ def main() -> int:
     parser.add_argument("--reference_repo", type=Path, default=None, help="checkout of solaris33/EAST-tf2")
     parser.add_argument("--repeats", type=int, default=2, help="timed passes over the images; the fastest counts")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--export_formats", default="",
+                        help="also time these exported formats in the same run (bench_export.py), e.g. "
+                             "keras,saved_model,tflite,onnx,tflite_int8,onnx_int8")
     parser.add_argument("--json", action="store_true", help="print one JSON line last")
     parser.add_argument("--_reference_worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--_image_dir", type=Path, help=argparse.SUPPRESS)
@@ -289,6 +292,9 @@ def main() -> int:
         report["speedup"] = reference["per_image"]["total"] / ours["per_image"]["total"]
         print(_row("EAST-tf2", reference["per_image"]))
         print(f"end to end: ours {report['speedup']:.2f}x faster than EAST-tf2's eval.py")
+        if args.model_path:
+            print("note: EAST-tf2 always runs its own ResNet50 (random weights), so with --model_path the two "
+                  "networks differ; leave --model_path out for a like-for-like ratio")
         for note in reference.get("notes", []):
             print(f"note: EAST-tf2: {note}")
     print(f"decode+NMS: {100 * fraction:.1f}% of our time per image")
@@ -300,9 +306,25 @@ def main() -> int:
                      f"({reference['gt_maps']['boxes']} boxes)")
         print(line)
         report["gt_maps_decode_nms_fraction"] = ours["gt_maps"]["decode_nms"] / ours["per_image"]["total"]
+    if args.export_formats:
+        report["exported"] = run_export_rows(args)
+        for row in report["exported"]:
+            print(f"{row['format']:<13} network {row['network_ms']:7.0f} ms/image, whole loop {row['total_ms']:7.0f} "
+                  f"ms/image, {row['speedup_vs_keras'] or '-'}x the Keras network")
     if args.json:
         print(json.dumps(report))
     return 0
+
+
+def run_export_rows(args) -> list[dict]:
+    """bench_export.py's rows (ms per 1280x720 image per exported format), run from this bench."""
+    command = [sys.executable, str(REPO_ROOT / "bench" / "bench_export.py"), "--formats", args.export_formats,
+               "--images", str(args.images), "--repeats", str(args.repeats), "--seed", str(args.seed),
+               "--backbone", args.backbone, "--json"]
+    if args.model_path:
+        command += ["--model_path", args.model_path]
+    done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])["rows"]
 
 
 if __name__ == "__main__":
