@@ -182,6 +182,17 @@ def _format_quad(quad: np.ndarray) -> str:
     return "[" + ", ".join(f"{value:g}" for value in np.asarray(quad).ravel()) + "]"
 
 
+def _find_images(root: Path) -> tuple[Path, list[Path]]:
+    """The folder that holds data_path's images, and the images; DataError when there are none."""
+    if not root.is_dir():
+        raise DataError(f"data_path {str(root)!r} is not a folder")
+    folder = _images_folder(root)
+    image_paths = list_images(folder)
+    if not image_paths:
+        raise DataError(f"no images ({', '.join(ext.lstrip('.') for ext in IMAGE_EXTENSIONS)}) in {str(root)!r}")
+    return folder, image_paths
+
+
 def load_dataset(
     data_path: str | os.PathLike,
     annotation_format: str = AUTO_FORMAT,
@@ -213,12 +224,7 @@ def load_dataset(
         DataError: no such folder, no images, unknown or undetectable format, or (strict) any problem.
     """
     root = Path(data_path)
-    if not root.is_dir():
-        raise DataError(f"data_path {str(root)!r} is not a folder")
-    folder = _images_folder(root)
-    image_paths = list_images(folder)
-    if not image_paths:
-        raise DataError(f"no images ({', '.join(ext.lstrip('.') for ext in IMAGE_EXTENSIONS)}) in {str(root)!r}")
+    folder, image_paths = _find_images(root)
     detection = ""
     if annotation_format == AUTO_FORMAT:
         annotation_format, detection = detect_format(image_paths)
@@ -798,12 +804,7 @@ def split_dataset(data_path: str | os.PathLike, train_dir: str | os.PathLike, te
     if not 0 < ratio <= 1:
         raise DataError(f"ratio must be in (0, 1], got {ratio}")
     root = Path(data_path)
-    if not root.is_dir():
-        raise DataError(f"data_path {str(root)!r} is not a folder")
-    folder = _images_folder(root)
-    image_paths = list_images(folder)
-    if not image_paths:
-        raise DataError(f"no images ({', '.join(ext.lstrip('.') for ext in IMAGE_EXTENSIONS)}) in {str(root)!r}")
+    folder, image_paths = _find_images(root)
     targets = [Path(train_dir), Path(test_dir)]
     for target in targets:
         if target.resolve() in (root.resolve(), folder.resolve()):

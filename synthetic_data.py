@@ -576,6 +576,24 @@ def format_icdar_line(quad: np.ndarray, text: str, width: int, height: int) -> s
     return ",".join(str(v) for v in _int_quad(quad, width, height).reshape(-1)) + f",{text}"
 
 
+def _write_dataset(output_dir: str | Path, count: int, start: int, generate, image_name, annotation_name,
+                   format_line) -> list[Path]:
+    """Writes images k in [start, start + count) with their annotation files; returns the image paths."""
+    if count < 0:
+        raise ValueError(f"count must be >= 0, got {count}")
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for index in range(start, start + count):
+        image, quads, texts = generate(index)
+        image_path = output_dir / image_name(index)
+        _write_jpeg(image_path, image)
+        lines = [format_line(quad, text) for quad, text in zip(quads, texts)]
+        (output_dir / annotation_name(index)).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+        written.append(image_path)
+    return written
+
+
 def write_plate_dataset(
     output_dir: str | Path, count: int, seed: int, config: PlateSceneConfig = PlateSceneConfig(), start: int = 0
 ) -> list[Path]:
@@ -584,19 +602,12 @@ def write_plate_dataset(
     Returns:
         The image paths written, in order.
     """
-    if count < 0:
-        raise ValueError(f"count must be >= 0, got {count}")
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for index in range(start, start + count):
-        image, quads, texts = generate_plate_scene(image_rng(seed, index), config)
-        image_path = output_dir / f"plate_{index:05d}.jpg"
-        _write_jpeg(image_path, image)
-        lines = [format_plate_line(q, t, config.width, config.height) for q, t in zip(quads, texts)]
-        image_path.with_suffix(".txt").write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-        written.append(image_path)
-    return written
+    return _write_dataset(
+        output_dir, count, start,
+        generate=lambda index: generate_plate_scene(image_rng(seed, index), config),
+        image_name=lambda index: f"plate_{index:05d}.jpg",
+        annotation_name=lambda index: f"plate_{index:05d}.txt",
+        format_line=lambda quad, text: format_plate_line(quad, text, config.width, config.height))
 
 
 def write_text_dataset(
@@ -607,19 +618,12 @@ def write_text_dataset(
     Returns:
         The image paths written, in order.
     """
-    if count < 0:
-        raise ValueError(f"count must be >= 0, got {count}")
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for index in range(start, start + count):
-        image, quads, texts = generate_text_scene(image_rng(seed, index), config)
-        image_path = output_dir / f"img_{index + 1}.jpg"
-        _write_jpeg(image_path, image)
-        lines = [format_icdar_line(q, t, config.width, config.height) for q, t in zip(quads, texts)]
-        (output_dir / f"gt_img_{index + 1}.txt").write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-        written.append(image_path)
-    return written
+    return _write_dataset(
+        output_dir, count, start,
+        generate=lambda index: generate_text_scene(image_rng(seed, index), config),
+        image_name=lambda index: f"img_{index + 1}.jpg",
+        annotation_name=lambda index: f"gt_img_{index + 1}.txt",
+        format_line=lambda quad, text: format_icdar_line(quad, text, config.width, config.height))
 
 
 def _write_jpeg(path: Path, image: np.ndarray) -> None:
