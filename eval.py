@@ -30,7 +30,6 @@ import numpy as np
 
 import geometry
 import icdar
-import locality_aware_nms
 import postprocess
 
 log = logging.getLogger(__name__)
@@ -165,11 +164,7 @@ def load_predictor(model_path: str) -> tuple[Predictor, dict]:
 
 def decode_detections(score_map: np.ndarray, geo_map: np.ndarray, *, score_map_thresh: float, box_thresh: float,
                       nms_thres: float) -> tuple[np.ndarray, dict[str, float]]:
-    """Score and geometry maps of one image to boxes, timing decode and NMS.
-
-    The steps of ``postprocess.detect_boxes`` (decode -> locality-aware NMS -> each
-    box scored by the mean score-map value inside it, boxes <= box_thresh dropped),
-    run one by one so each is timed; tests check both give the same boxes.
+    """Score and geometry maps of one image to boxes (``postprocess.detect_boxes``), timing decode and NMS.
 
     Args:
         score_map: (h, w, 1) or (h, w) scores; geo_map: (h, w, 5) RBOX geometry.
@@ -178,22 +173,10 @@ def decode_detections(score_map: np.ndarray, geo_map: np.ndarray, *, score_map_t
         float32 (N, 9) boxes in network-input px (score = mean score inside the box),
         and seconds {"decode", "nms"} (the mean-score filter counts as NMS).
     """
-    score_map = np.asarray(score_map, dtype=np.float32)
-    if score_map.ndim == 3 and score_map.shape[-1] == 1:
-        score_map = score_map[..., 0]
-    start = time.perf_counter()
-    boxes = geometry.decode_rbox(score_map, geo_map, score_map_thresh)
-    decoded = time.perf_counter()
-    boxes = locality_aware_nms.nms_locality(boxes, nms_thres)
-    if len(boxes):
-        boxes = boxes.copy()
-        # TODO(GEOM): use a public postprocess helper for the box filter once there is one.
-        boxes[:, 8] = postprocess._mean_scores(score_map, boxes)
-        boxes = boxes[boxes[:, 8] > box_thresh]
-    else:
-        boxes = np.zeros((0, 9), np.float32)
-    done = time.perf_counter()
-    return boxes, {"decode": decoded - start, "nms": done - decoded}
+    seconds: dict[str, float] = {}
+    boxes = postprocess.detect_boxes(score_map, geo_map, score_map_thresh=score_map_thresh, box_thresh=box_thresh,
+                                     nms_thres=nms_thres, timings=seconds)
+    return boxes, seconds
 
 
 def to_output_quads(boxes: np.ndarray, ratio_h: float, ratio_w: float,
