@@ -137,20 +137,6 @@ def make_strategy(gpu_list: str):
     return tf.distribute.MirroredStrategy(devices)
 
 
-def _distribute(strategy, images: np.ndarray, targets: np.ndarray):
-    """Split one global batch across the strategy's replicas (equal slices)."""
-    replicas = strategy.num_replicas_in_sync
-    if len(images) % replicas:
-        raise ValueError(f"batch_size {len(images)} is not divisible by the {replicas} devices")
-    per_replica = len(images) // replicas
-
-    def slice_for(context):
-        start = context.replica_id_in_sync_group * per_replica
-        return images[start:start + per_replica], targets[start:start + per_replica]
-
-    return strategy.experimental_distribute_values_from_function(slice_for)
-
-
 def _prepare_train_log(path: Path, last_step: int) -> None:
     """Keep train_log.csv rows up to ``last_step`` (the restored step) and its header."""
     rows = []
@@ -291,6 +277,7 @@ def _train_loop(config, samples, augment, network, trainer, schedule, strategy, 
 
     import checkpoints
     import data_preprocessor
+    import train_step
 
     folder = Path(config.checkpoint_path)
     folder.mkdir(parents=True, exist_ok=True)
@@ -310,7 +297,8 @@ def _train_loop(config, samples, augment, network, trainer, schedule, strategy, 
         progress = tqdm(total=config.max_steps, initial=step, unit="step", dynamic_ncols=True,
                         file=sys.stderr)
     last = {"step": step}
-    window_seconds, window_steps = 0.0, 0
+    runner = train_step.TrainStepRunner(trainer, strategy)
+    window_started, window_steps = time.perf_counter(), 0
     try:
         with data_preprocessor.BatchStream(samples, seed=config.seed, start_step=step,
                                            batch_size=config.batch_size, config=augment,
@@ -318,24 +306,22 @@ def _train_loop(config, samples, augment, network, trainer, schedule, strategy, 
             with open(log_path, "a", newline="", encoding="utf-8") as log_handle:
                 log_writer = csv.writer(log_handle)
                 while step < config.max_steps:
-                    started = time.perf_counter()
                     images, targets = next(stream)
-                    if strategy is not None:
-                        logs = _train_on_distributed_batch(trainer, strategy, images, targets)
-                    else:
-                        logs = trainer.train_on_batch(images, targets, return_dict=True)
+                    # Device values: the host goes on to the next batch while this step runs;
+                    # it waits only where a loss is read (logged steps, checkpoints).
+                    logs = runner.run(images, targets)
                     step += 1
                     window_steps += 1
-                    window_seconds += time.perf_counter() - started
-                    if not np.isfinite(logs["loss"]):
-                        raise FloatingPointError(f"loss is {logs['loss']} at step {step}; lower "
-                                                 f"--init_learning_rate or check the data")
-                    if step % config.log_steps == 0 or step == config.max_steps:
-                        images_per_sec = window_steps * config.batch_size / max(window_seconds, 1e-9)
+                    log_now = step % config.log_steps == 0 or step == config.max_steps
+                    save_now = step % config.save_checkpoint_steps == 0 or step == config.max_steps
+                    if log_now or save_now:
+                        values = _finite_logs(runner.to_floats(logs), step)
+                    if log_now:
+                        images_per_sec = window_steps * config.batch_size / max(
+                            time.perf_counter() - window_started, 1e-9)
                         lr = float(keras.ops.convert_to_numpy(schedule(step - 1)))
-                        row = {"step": step, "loss": float(logs["loss"]),
-                               "score_loss": float(logs["score_loss"]), "geo_loss": float(logs["geo_loss"]),
-                               "lr": lr, "images_per_sec": images_per_sec}
+                        row = {"step": step, "loss": values["loss"], "score_loss": values["score_loss"],
+                               "geo_loss": values["geo_loss"], "lr": lr, "images_per_sec": images_per_sec}
                         log_writer.writerow([step] + [f"{row[key]:.9g}" for key in LOG_COLUMNS[1:]])
                         log_handle.flush()
                         if writer is not None:
@@ -345,10 +331,11 @@ def _train_loop(config, samples, augment, network, trainer, schedule, strategy, 
                                                  geo=f"{row['geo_loss']:.4f}", lr=f"{lr:.2e}",
                                                  img_s=f"{images_per_sec:.1f}", refresh=False)
                         last = row
-                        window_seconds, window_steps = 0.0, 0
+                        window_started, window_steps = time.perf_counter(), 0
                     if progress is not None:
                         progress.update(1)
-                    if step % config.save_checkpoint_steps == 0 or step == config.max_steps:
+                    if save_now:
+                        runner.sync()
                         state["data_position"]["next_step"] = step
                         saved = checkpoints.save_checkpoint(folder, step, network, trainer.optimizer, state,
                                                             max_to_keep=config.max_to_keep)
@@ -356,6 +343,7 @@ def _train_loop(config, samples, augment, network, trainer, schedule, strategy, 
                     if step == kill_after:
                         log_handle.flush()
                         os.kill(os.getpid(), signal.SIGKILL)
+        runner.sync()
     finally:
         if progress is not None:
             progress.close()
@@ -364,6 +352,14 @@ def _train_loop(config, samples, augment, network, trainer, schedule, strategy, 
     report(f"training stopped at step {step}; checkpoint {folder / checkpoints.checkpoint_name(step)}")
     last["step"] = step
     return last
+
+
+def _finite_logs(values: dict, step: int) -> dict:
+    """``values`` unchanged, or FloatingPointError when the loss is not finite (not saved)."""
+    if not np.isfinite(values["loss"]):
+        raise FloatingPointError(f"loss is {values['loss']} at or before step {step}; lower "
+                                 f"--init_learning_rate or check the data")
+    return values
 
 
 def _write_scalars(tf, writer, step: int, row: dict) -> None:
@@ -377,19 +373,6 @@ def _write_scalars(tf, writer, step: int, row: dict) -> None:
         for key in LOG_COLUMNS[1:]:
             tf.summary.write(key, tf.constant(row[key], dtype=tf.float32), metadata=metadata)
     writer.flush()
-
-
-def _train_on_distributed_batch(trainer, strategy, images, targets) -> dict:
-    """One compiled step with the global batch split across the strategy's replicas."""
-    if trainer.train_function is None:
-        # Builds the loss and metric variables in cross-replica context (Keras does this
-        # symbolically on its first call); it updates no weight.
-        trainer.test_on_batch(images, targets)
-    trainer.make_train_function()
-    trainer.reset_metrics()
-    distributed = _distribute(strategy, images, targets)
-    logs = trainer.train_function(iter([distributed]))
-    return {key: float(np.asarray(value)) for key, value in logs.items()}
 
 
 def define_flags() -> None:

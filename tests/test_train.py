@@ -167,6 +167,20 @@ def test_incompatible_checkpoint_is_refused(tiny_data, tmp_path):
     assert sorted(os.listdir(folder)) == ["ckpt-5", "latest"]
 
 
+def test_non_finite_loss_stops_before_a_checkpoint_is_written(tiny_data, tmp_path, monkeypatch):
+    import keras
+    import losses
+
+    monkeypatch.setattr(losses, "east_loss", lambda y_true, y_pred: keras.ops.mean(y_pred) * np.nan)
+    folder = tmp_path / "nan"
+    # Steps are not read back unless logged or saved: step 1 is neither, step 2 is a save.
+    config = train.TrainConfig(**{**TINY, "log_steps": 4}, training_data_path=str(tiny_data),
+                               checkpoint_path=str(folder), max_steps=4, save_checkpoint_steps=2)
+    with pytest.raises(FloatingPointError, match="loss is nan at or before step 2"):
+        train.run_training(config)
+    assert checkpoints.list_checkpoints(folder) == []
+
+
 def test_cli_errors_are_one_line(tmp_path):
     result = _run_cli([sys.executable, "train.py", "--geometry=QUAD"])
     assert result.returncode == 2 and "only RBOX" in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,116 @@
+"""Run a compiled Keras train step batch after batch without waiting for the device each step.
+
+``model.train_on_batch`` copies every loss back to the host after each step, so the host
+cannot prepare step n+1 while the device computes step n; under JAX it also gathers and
+writes back every variable (weights, BatchNorm statistics, Adam slots) each step. At batch
+64 on one GPU that costs several percent of the step. ``TrainStepRunner`` calls the same
+compiled function Keras builds for ``fit``/``train_on_batch`` (same loss, regularization,
+optimizer and metric code) but:
+
+* returns the step's logs as device values; reading them (``to_floats``) is the only wait;
+* under JAX, keeps the training state as arrays between steps and writes it into the Keras
+  variables only in ``sync()`` (before a checkpoint, an evaluation or the end of training).
+
+Metrics are reset before every step, as ``train_on_batch`` does, so the logs are that one
+batch's values.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+class TrainStepRunner:
+    """Drive ``trainer``'s compiled train step.
+
+    Batches go in as ``(images, targets, None)``, the structure ``train_on_batch`` gives the
+    same compiled function, so it is traced once.
+
+    Args:
+        trainer: a compiled keras.Model (``trainer.compile(...)`` done).
+        strategy: a ``tf.distribute`` strategy whose scope built ``trainer``, or None.
+
+    ``run(images, targets)`` performs one optimizer step on one batch (numpy or device arrays,
+    the global batch when a strategy splits it) and returns ``{name: device scalar}``.
+    Under JAX the Keras variables are stale (and must not be read) between the first
+    ``run`` after a ``sync()`` and the next ``sync()``.
+    """
+
+    def __init__(self, trainer, strategy=None):
+        import keras
+
+        self.trainer = trainer
+        self.strategy = strategy
+        self.backend = keras.backend.backend()
+        self._state = None  # JAX only: (trainable, non_trainable, optimizer, metrics) arrays
+        self._fresh_metrics = None
+
+    def run(self, images, targets) -> dict:
+        """One train step on (images (B, H, W, 3), targets (B, H/4, W/4, 7)); logs stay on device."""
+        trainer = self.trainer
+        if trainer.train_function is None:
+            # The first step goes through Keras' own entry point, which builds the loss and
+            # metric trackers and compiles the step (under a strategy: in cross-replica
+            # context, with an evaluation step that updates no weight).
+            if self.strategy is not None:
+                trainer.test_on_batch(images, targets)
+            else:
+                return trainer.train_on_batch(images, targets, return_dict=True)
+        trainer.make_train_function()
+        if self.backend == "jax":
+            return self._run_jax(images, targets)
+        trainer.reset_metrics()
+        if self.strategy is not None:
+            images, targets = distribute_batch(self.strategy, images, targets)
+        return trainer.train_function(iter([(images, targets, None)]))
+
+    def _run_jax(self, images, targets) -> dict:
+        trainer = self.trainer
+        if self._state is None:
+            trainer.reset_metrics()
+            self._fresh_metrics = [np.asarray(variable.value) for variable in trainer.metrics_variables]
+            self._state = (
+                [variable.value for variable in trainer.trainable_variables],
+                [variable.value for variable in trainer.non_trainable_variables],
+                [variable.value for variable in trainer.optimizer.variables],
+                list(self._fresh_metrics),
+            )
+        trainable, non_trainable, optimizer_values, _ = self._state
+        # The compiled step donates its state argument: the metric totals go in as fresh
+        # host zeros every step (that is the per-step reset), the rest is the previous output.
+        state = (trainable, non_trainable, optimizer_values, list(self._fresh_metrics))
+        logs, self._state = trainer.train_function(state, iter([(images, targets, None)]))
+        return logs
+
+    def sync(self) -> None:
+        """Write the training state into the Keras variables (no-op outside JAX)."""
+        if self._state is None:
+            return
+        trainer = self.trainer
+        trainable, non_trainable, optimizer_values, _ = self._state
+        for variables, values in ((trainer.trainable_variables, trainable),
+                                  (trainer.non_trainable_variables, non_trainable),
+                                  (trainer.optimizer.variables, optimizer_values)):
+            for variable, value in zip(variables, values):
+                variable.assign(value)
+        # The variables now share these buffers; the next step donates them, so it starts
+        # again from the variables' values.
+        self._state = None
+
+    @staticmethod
+    def to_floats(logs: dict) -> dict:
+        """``{name: float}`` from a step's logs; waits for that step to finish."""
+        return {key: float(np.asarray(value)) for key, value in logs.items()}
+
+
+def distribute_batch(strategy, images, targets):
+    """Split one global batch across ``strategy``'s replicas (equal slices of the first axis)."""
+    replicas = strategy.num_replicas_in_sync
+    if len(images) % replicas:
+        raise ValueError(f"batch_size {len(images)} is not divisible by the {replicas} devices")
+    per_replica = len(images) // replicas
+
+    def slice_for(context):
+        start = context.replica_id_in_sync_group * per_replica
+        return images[start:start + per_replica], targets[start:start + per_replica]
+
+    return strategy.experimental_distribute_values_from_function(slice_for)
