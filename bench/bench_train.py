@@ -47,12 +47,19 @@ def random_batch(batch_size: int, input_size: int, seed: int = 0):
 
 
 def time_ours(batch_size: int, input_size: int, steps: int, warmup: int, backbone: str,
-              policy: str = "float32", on_device: bool = False) -> dict:
-    """images/s of our compiled train step (model.training_model + losses.east_loss)."""
+              policy: str = "float32", on_device: bool = False, forward: bool = False) -> dict:
+    """images/s of our compiled train step as train.py runs it (train_step.TrainStepRunner:
+    model.training_model + losses.east_loss, no host wait between steps).
+
+    ``on_device``: under JAX, put the batch on the accelerator once (as the PyTorch anchor
+    does) instead of sending it from host memory every step. ``forward``: also time one
+    training-mode forward pass, the unit of the step's arithmetic.
+    """
     import keras
 
     import losses
     import model as east_model
+    from train_step import TrainStepRunner
 
     keras.mixed_precision.set_global_policy(policy)
     try:
@@ -64,18 +71,54 @@ def time_ours(batch_size: int, input_size: int, steps: int, warmup: int, backbon
         if on_device and keras.backend.backend() == "jax":
             import jax
             images, targets = jax.device_put(images), jax.device_put(targets)
+        runner = TrainStepRunner(trainer)
         for _ in range(warmup):
-            trainer.train_on_batch(images, targets)
+            logs = runner.run(images, targets)
+        TrainStepRunner.to_floats(logs)
         started = time.perf_counter()
         for _ in range(steps):
-            logs = trainer.train_on_batch(images, targets, return_dict=True)
+            logs = runner.run(images, targets)
+        logs = TrainStepRunner.to_floats(logs)  # waits for the last step, hence for all of them
         elapsed = (time.perf_counter() - started) / steps
+        runner.sync()
+        forward_ms = _time_forward(trainer, images, steps) * 1000 if forward else None
     finally:
         keras.mixed_precision.set_global_policy("float32")
     if not np.isfinite(logs["loss"]):
         raise FloatingPointError(f"loss is {logs['loss']}")
-    return {"batch": batch_size, "policy": policy, "step_ms": round(elapsed * 1000, 2),
-            "images_per_s": round(batch_size / elapsed, 2)}
+    result = {"batch": batch_size, "policy": policy, "step_ms": round(elapsed * 1000, 2),
+              "images_per_s": round(batch_size / elapsed, 2)}
+    if forward_ms is not None:
+        result["forward_ms"] = round(forward_ms, 2)
+        result["step_over_forward"] = round(elapsed * 1000 / forward_ms, 2)
+    return result
+
+
+def _time_forward(trainer, images, repeats: int) -> float:
+    """Seconds of one compiled training-mode forward pass (BatchNorm on batch statistics)."""
+    import keras
+
+    call = _compiled_forward(trainer)
+    keras.ops.convert_to_numpy(call(images))
+    started = time.perf_counter()
+    for _ in range(repeats):
+        keras.ops.convert_to_numpy(call(images))
+    return (time.perf_counter() - started) / repeats
+
+
+def _compiled_forward(trainer):
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+        return tf.function(lambda batch: trainer(batch, training=True))
+    if keras.backend.backend() == "jax":
+        import jax
+        trainable = [variable.value for variable in trainer.trainable_variables]
+        non_trainable = [variable.value for variable in trainer.non_trainable_variables]
+        step = jax.jit(lambda batch: trainer.stateless_call(trainable, non_trainable, batch, training=True)[0])
+        return step
+    return lambda batch: trainer(batch, training=True)
 
 
 def _import_from(path: Path, name: str):
@@ -143,6 +186,8 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--backbone", default="resnet50")
+    parser.add_argument("--host_batches", action="store_true",
+                        help="GPU mode: send the batch from host memory every step, as training does")
     parser.add_argument("--reference_repo", default="", help="checkout of solaris33/EAST-tf2")
     parser.add_argument("--backend-agnostic", dest="backend_agnostic", action="store_true",
                         help="do not require the TensorFlow backend (CPU mode)")
@@ -159,7 +204,7 @@ def main(argv=None) -> int:
         for batch_size in (int(item) for item in args.batch_sizes.split(",")):
             for policy in policies[args.mixed_precision]:
                 row = time_ours(batch_size, args.input_size, args.steps, args.warmup, args.backbone,
-                                policy, on_device=True)
+                                policy, on_device=not args.host_batches)
                 rows.append(row)
                 print(f"{backend:>10} batch {batch_size:4d} {policy:>15}: {row['images_per_s']:9.1f} images/s "
                       f"({row['step_ms']:.1f} ms/step)", flush=True)
@@ -170,10 +215,13 @@ def main(argv=None) -> int:
             print("CPU mode compares against EAST-tf2 on TensorFlow; set KERAS_BACKEND=tensorflow "
                   "or pass --backend-agnostic", file=sys.stderr)
             return 2
-        ours = time_ours(args.batch_size, args.input_size, args.steps, args.warmup, args.backbone)
+        ours = time_ours(args.batch_size, args.input_size, args.steps, args.warmup, args.backbone,
+                         forward=True)
         result["ours"] = ours
         print(f"ours      ({backend}, compiled step): {ours['images_per_s']:.2f} images/s "
               f"({ours['step_ms']:.0f} ms/step, batch {args.batch_size}, {args.input_size}px)", flush=True)
+        print(f"ours      one training-mode forward pass: {ours['forward_ms']:.0f} ms; "
+              f"step = {ours['step_over_forward']:.2f} forward passes", flush=True)
         if args.reference_repo:
             reference = time_reference(Path(args.reference_repo), args.batch_size, args.input_size,
                                        args.steps, args.warmup)
@@ -182,6 +230,10 @@ def main(argv=None) -> int:
             print(f"EAST-tf2  (eager step + 2nd forward): {reference['images_per_s']:.2f} images/s "
                   f"({reference['step_ms']:.0f} ms/step)")
             print(f"ratio ours / EAST-tf2: {result['ratio']:.2f}x")
+            result["reference_step_over_our_forward"] = round(reference["step_ms"] / ours["forward_ms"], 2)
+            print(f"EAST-tf2's step = {result['reference_step_over_our_forward']:.2f} of our forward "
+                  f"passes; 2x would need our step at "
+                  f"{result['reference_step_over_our_forward'] / 2:.2f}")
     if args.json:
         print(json.dumps(result))
     return 0
