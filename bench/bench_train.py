@@ -7,6 +7,8 @@ CPU (default; TensorFlow backend), optionally against EAST-tf2's step in the sam
 EAST-tf2's step is timed as its train.py runs it: ``train_step`` (eager GradientTape) and
 then the second forward pass + loss it does for printing. Its model asks for ImageNet
 weights; the bench builds it with random weights instead (patched here, in this process only).
+CPU mode also times one forward pass of ours and counts its FLOPs, and prints each step in
+forward passes and both steps' arithmetic rate (GFLOP/s).
 
 GPU (any backend; made for KERAS_BACKEND=jax on a machine without TensorFlow):
 
@@ -92,6 +94,26 @@ def time_ours(batch_size: int, input_size: int, steps: int, warmup: int, backbon
         result["forward_ms"] = round(forward_ms, 2)
         result["step_over_forward"] = round(elapsed * 1000 / forward_ms, 2)
     return result
+
+
+def forward_gflop(backbone: str, batch_size: int, input_size: int) -> float:
+    """GFLOP of one forward pass of our network (TensorFlow's graph profiler; TF backend only).
+
+    EAST-tf2's network is the same one, so the same count applies to its forward passes; a
+    train step is about three (forward, then two convolutions per convolution backward).
+    """
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    import model as east_model
+
+    network = east_model.build_east(input_size, backbone=backbone, backbone_weights="none")
+    forward = tf.function(lambda batch: network(batch, training=False))
+    concrete = forward.get_concrete_function(tf.TensorSpec([batch_size, input_size, input_size, 3]))
+    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    options["output"] = "none"
+    graph = convert_variables_to_constants_v2(concrete).graph
+    return tf.compat.v1.profiler.profile(graph=graph, options=options).total_float_ops / 1e9
 
 
 def _time_forward(trainer, images, repeats: int) -> float:
@@ -220,7 +242,10 @@ def main(argv=None) -> int:
         result["ours"] = ours
         print(f"ours      ({backend}, compiled step): {ours['images_per_s']:.2f} images/s "
               f"({ours['step_ms']:.0f} ms/step, batch {args.batch_size}, {args.input_size}px)", flush=True)
-        print(f"ours      one training-mode forward pass: {ours['forward_ms']:.0f} ms; "
+        gflop = forward_gflop(args.backbone, args.batch_size, args.input_size)
+        result["forward_gflop"] = round(gflop, 1)
+        print(f"ours      one training-mode forward pass: {ours['forward_ms']:.0f} ms "
+              f"({gflop:.1f} GFLOP, {gflop / ours['forward_ms'] * 1000:.0f} GFLOP/s); "
               f"step = {ours['step_over_forward']:.2f} forward passes", flush=True)
         if args.reference_repo:
             reference = time_reference(Path(args.reference_repo), args.batch_size, args.input_size,
@@ -234,6 +259,10 @@ def main(argv=None) -> int:
             print(f"EAST-tf2's step = {result['reference_step_over_our_forward']:.2f} of our forward "
                   f"passes; 2x would need our step at "
                   f"{result['reference_step_over_our_forward'] / 2:.2f}")
+            gflop = result["forward_gflop"]
+            print(f"arithmetic rate, counting a step as 3 forward passes (ours) and 4 (EAST-tf2): "
+                  f"ours {3 * gflop / ours['step_ms'] * 1000:.0f} GFLOP/s, EAST-tf2 "
+                  f"{4 * gflop / reference['step_ms'] * 1000:.0f} GFLOP/s")
     if args.json:
         print(json.dumps(result))
     return 0
