@@ -23,6 +23,7 @@ import math
 import multiprocessing
 import os
 import shutil
+import signal
 import sys
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -617,6 +618,9 @@ _WORKER_STATE: dict = {}
 
 
 def _init_worker(samples, seed, batch_size, config):
+    # Ctrl-C in a terminal reaches the whole process group: the parent stops the stream (and
+    # so the workers); a worker that raised KeyboardInterrupt would only print a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # One OpenCV thread per worker process: the parallelism comes from the processes.
     cv2.setNumThreads(1)
     _WORKER_STATE.update(samples=samples, seed=seed, batch_size=batch_size, config=config, blocks={})

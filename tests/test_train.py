@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -188,6 +189,34 @@ def test_cli_errors_are_one_line(tmp_path):
     result = _run_cli([sys.executable, "train.py", f"--checkpoint_path={tmp_path}"])
     assert result.returncode == 2 and "not an EAST training run" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_ctrl_c_stops_cleanly_with_workers(tiny_data, tmp_path):
+    """Ctrl-C in a terminal sends SIGINT to the whole process group, data workers included."""
+    folder = tmp_path / "interrupted"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND="tensorflow")
+    command = _cli(tiny_data, folder, "--max_steps=100000", "--save_checkpoint_steps=2")
+    command[command.index("--nb_workers=0")] = "--nb_workers=2"
+    with open(tmp_path / "stderr.txt", "w") as stderr_file:
+        process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stderr_file,
+                                   start_new_session=True)
+        try:
+            deadline = time.monotonic() + 240
+            while not checkpoints.list_checkpoints(folder) and process.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.5)
+            running = process.poll() is None
+            if running:
+                os.killpg(process.pid, signal.SIGINT)
+                process.wait(timeout=120)
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+    stderr = (tmp_path / "stderr.txt").read_text()
+    assert running, stderr[-3000:]
+    assert process.returncode == 130, stderr[-3000:]
+    assert "rerun the same command to resume" in stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr[-3000:]
+    assert checkpoints.latest_checkpoint(folder) is not None
 
 
 def test_config_validation():
