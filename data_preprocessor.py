@@ -477,10 +477,10 @@ def _try_example(sample: Sample, rng: np.random.Generator, config: AugmentConfig
             "quads": quads, "dont_care": dont_care}
 
 
-def _normalize_into(image_bgr: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """out[...] = RGB pixel / 127.5 - 1 (EAST-tf2's scaling), without temporaries."""
-    np.divide(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB), np.float32(127.5), out=out, dtype=np.float32)
-    np.subtract(out, np.float32(1.0), out=out)
+def _rgb_into(image_bgr: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """out[...] = the image's pixels in RGB order (uint8); the network's scaling to [-1, 1]
+    happens on the device, in ``model.training_model``."""
+    np.copyto(out, image_bgr[..., ::-1])
     return out
 
 
@@ -489,7 +489,7 @@ def make_example(sample: Sample, rng: np.random.Generator, config: AugmentConfig
 
     Random rescale (random_scale, +-10 % per axis), random crop (text-free with probability
     background_ratio, else one that cuts no text), random placement in a square padded to at
-    least input_size, resize to input_size, BGR -> RGB, pixel / 127.5 - 1. Where EAST-tf2 would
+    least input_size, resize to input_size, BGR -> RGB. Where EAST-tf2 would
     give up on the image (no crop found), this redraws with the same rng.
 
     Args:
@@ -498,7 +498,7 @@ def make_example(sample: Sample, rng: np.random.Generator, config: AugmentConfig
         config: AugmentConfig.
 
     Returns:
-        dict with image float32 (S, S, 3) RGB in [-1, 1], score_map float32 (S/4, S/4, 1),
+        dict with image uint8 (S, S, 3) RGB pixels, score_map float32 (S/4, S/4, 1),
         geo_map float32 (S/4, S/4, 5), training_mask float32 (S/4, S/4, 1), quads float32
         (N, 4, 2) in input px (clockwise from top-left) and dont_care bool (N,), S = input_size.
 
@@ -509,7 +509,7 @@ def make_example(sample: Sample, rng: np.random.Generator, config: AugmentConfig
         example = _try_example(sample, rng, config)
         if example is not None:
             image_bgr = example.pop("image_bgr")
-            example["image"] = _normalize_into(image_bgr, np.empty(image_bgr.shape, np.float32))
+            example["image"] = _rgb_into(image_bgr, np.empty(image_bgr.shape, np.uint8))
             return example
     raise DataError(f"{sample.image_path}: no usable crop in {MAX_DRAWS_PER_SLOT} draws")
 
@@ -528,13 +528,23 @@ def _batch_shapes(batch_size: int, config: AugmentConfig) -> tuple[tuple[int, ..
             (batch_size, map_size, map_size, TARGET_CHANNELS))
 
 
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def _batch_nbytes(batch_size: int, config: AugmentConfig) -> int:
+    """Bytes of one batch in a shared block: uint8 images (padded to 64), then float32 targets."""
+    images_shape, targets_shape = _batch_shapes(batch_size, config)
+    return _round_up(math.prod(images_shape), 64) + math.prod(targets_shape) * 4
+
+
 def _build_batch(samples: Sequence[Sample], seed: int, step: int, batch_size: int, config: AugmentConfig,
                  out: tuple[np.ndarray, np.ndarray] | None = None):
     """(images, targets, problems) for one step, written into out when given; see make_batch."""
     count = len(samples)
     if out is None:
         images_shape, targets_shape = _batch_shapes(batch_size, config)
-        out = np.empty(images_shape, np.float32), np.empty(targets_shape, np.float32)
+        out = np.empty(images_shape, np.uint8), np.empty(targets_shape, np.float32)
     images, targets = out
     problems = []
     for slot in range(batch_size):
@@ -554,7 +564,7 @@ def _build_batch(samples: Sequence[Sample], seed: int, step: int, batch_size: in
         else:
             raise DataError(f"no usable training example after {MAX_DRAWS_PER_SLOT} draws for step {step}, "
                             f"slot {slot}" + (f"; last problem: {problems[-1]}" if problems else ""))
-        _normalize_into(example["image_bgr"], images[slot])
+        _rgb_into(example["image_bgr"], images[slot])
         targets[slot, ..., 0:1] = example["score_map"]
         targets[slot, ..., 1:6] = example["geo_map"]
         targets[slot, ..., 6:7] = example["training_mask"]
@@ -570,7 +580,9 @@ def make_batch(samples: Sequence[Sample], seed: int, step: int, batch_size: int,
     crop moves on to another image drawn from that same generator (logged, not fatal).
 
     Returns:
-        images float32 (B, S, S, 3) RGB in [-1, 1]; targets float32 (B, S/4, S/4, 7):
+        images uint8 (B, S, S, 3) RGB pixels (a quarter of float32's bytes to copy and send to
+        the device; ``model.training_model`` scales them to [-1, 1] there); targets float32
+        (B, S/4, S/4, 7):
         [0] score_map, [1:6] geo_map (top, right, bottom, left px, angle rad), [6] training_mask.
 
     Raises:
@@ -593,19 +605,19 @@ def _check_batch_args(samples, batch_size):
 class _SharedBatch:
     """A batch-sized block of shared memory: workers write a batch into it, the consumer copies it out.
 
-    Sending a 512 px batch of 8 (28 MB) back through a Pool's pipe costs more than building it;
+    Sending a 512 px batch of 8 (10 MB) back through a Pool's pipe costs more than building it;
     through shared memory only the list of problems travels.
     """
 
     def __init__(self, batch_size: int, config: AugmentConfig, name: str | None = None):
         self.shapes = _batch_shapes(batch_size, config)
-        self.images_nbytes = math.prod(self.shapes[0]) * 4
-        nbytes = self.images_nbytes + math.prod(self.shapes[1]) * 4
+        self.images_nbytes = _round_up(math.prod(self.shapes[0]), 64)  # uint8; float32 targets follow, aligned
+        nbytes = _batch_nbytes(batch_size, config)
         self.memory = (shared_memory.SharedMemory(create=True, size=nbytes) if name is None
                        else shared_memory.SharedMemory(name=name))
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        return (np.ndarray(self.shapes[0], np.float32, buffer=self.memory.buf),
+        return (np.ndarray(self.shapes[0], np.uint8, buffer=self.memory.buf),
                 np.ndarray(self.shapes[1], np.float32, buffer=self.memory.buf, offset=self.images_nbytes))
 
     def release(self, unlink: bool) -> None:
@@ -714,7 +726,7 @@ class BatchStream:
             yield images, targets
 
     def _batches_from_workers(self, start_step: int):
-        block_nbytes = sum(math.prod(shape) * 4 for shape in _batch_shapes(self._batch_size, self._config))
+        block_nbytes = _batch_nbytes(self._batch_size, self._config)
         if _shared_memory_fits(self._prefetch * block_nbytes):
             self._blocks = [_SharedBatch(self._batch_size, self._config) for _ in range(self._prefetch)]
         else:

@@ -166,11 +166,19 @@ def build_east(input_size: int = 512, *, backbone: str = "resnet50",
 
 
 def training_model(east: keras.Model) -> keras.Model:
-    """Wrap ``east`` so it has one output, (B, h, w, 6) = concat(score_map, geo_map).
+    """Wrap ``east`` for training: uint8 pixels in, one packed output.
 
-    The wrapper shares every layer and weight with ``east``; it is what ``losses.east_loss``
+    Input: uint8 (B, H, W, 3) RGB pixels, as ``data_preprocessor.make_batch`` gives them; the
+    wrapper scales them to ``east``'s [-1, 1] (pixel / 127.5 - 1) on the device, so the host
+    copies and sends a quarter of the bytes a float32 batch would take.
+
+    Output: float32 (B, H/4, W/4, 6) = concat(score_map, geo_map), what ``losses.east_loss``
     expects as ``y_pred`` and what ``model.compile``/``train_on_batch`` drive.
+
+    The wrapper shares every layer and weight with ``east`` (checkpoints save ``east``).
     """
-    score_map, geo_map = east.outputs
+    pixels = keras.Input(shape=(None, None, 3), dtype="uint8", name="pixels")
+    images = layers.Rescaling(1.0 / 127.5, offset=-1.0, dtype="float32", name="to_unit_range")(pixels)
+    score_map, geo_map = east(images)
     packed = layers.Concatenate(axis=-1, name="score_geo", dtype="float32")([score_map, geo_map])
-    return keras.Model(east.input, packed, name="east_train")
+    return keras.Model(pixels, packed, name="east_train")

@@ -36,10 +36,11 @@ if str(REPO_ROOT) not in sys.path:
 
 
 def random_batch(batch_size: int, input_size: int, seed: int = 0):
-    """Images in [-1, 1] and packed targets (B, S/4, S/4, 7) with ~20% positive pixels."""
+    """uint8 RGB images (what make_batch gives train.py) and packed targets (B, S/4, S/4, 7)
+    with ~20% positive pixels."""
     rng = np.random.default_rng(seed)
     map_size = input_size // 4
-    images = rng.uniform(-1, 1, (batch_size, input_size, input_size, 3)).astype(np.float32)
+    images = rng.integers(0, 256, (batch_size, input_size, input_size, 3), dtype=np.uint8)
     targets = np.zeros((batch_size, map_size, map_size, 7), np.float32)
     targets[..., 0] = rng.random((batch_size, map_size, map_size)) > 0.8
     targets[..., 1:5] = rng.random((batch_size, map_size, map_size, 4)) * 64
@@ -169,7 +170,7 @@ def time_reference(repo: Path, batch_size: int, input_size: int, steps: int, war
         tf.keras.applications.ResNet50 = original_resnet
     optimizer = tf.optimizers.Adam(1e-4)
     images, targets = random_batch(batch_size, input_size)
-    images = tf.constant(images)
+    images = tf.constant(images.astype(np.float32) / 127.5 - 1.0)  # EAST-tf2 takes [-1, 1] floats
     score_true, geo_true, mask = (tf.constant(targets[..., 0:1]), tf.constant(targets[..., 1:6]),
                                   tf.constant(targets[..., 6:7]))
     ones = tf.ones_like(mask)

@@ -299,9 +299,8 @@ def test_augmentation_keeps_quads_on_their_pixels(tmp_path, suffix):
         config = dp.AugmentConfig(input_size=256, background_ratio=float(seed % 4 == 0))
         example = dp.make_example(sample, np.random.default_rng(seed), config)
         image, quads = example["image"], example["quads"]
-        assert image.shape == (256, 256, 3) and image.dtype == np.float32
-        assert -1 <= image.min() and image.max() <= 1
-        marked = image[..., 2] > 0  # blue, now the last (RGB) channel
+        assert image.shape == (256, 256, 3) and image.dtype == np.uint8
+        marked = image[..., 2] > 127  # blue, now the last (RGB) channel
         drawn = np.zeros((256, 256), np.uint8)
         cv2.fillPoly(drawn, np.round(quads).astype(np.int32), 1)
         if len(quads) == 0:
@@ -339,7 +338,8 @@ def test_make_example_output_shapes_and_rgb(tmp_path):
     example = dp.make_example(sample, np.random.default_rng(1), dp.AugmentConfig(input_size=128))
     assert example["score_map"].shape == (32, 32, 1) and example["geo_map"].shape == (32, 32, 5)
     assert example["training_mask"].shape == (32, 32, 1)
-    assert all(example[key].dtype == np.float32 for key in ("image", "score_map", "geo_map", "training_mask"))
+    assert example["image"].shape == (128, 128, 3) and example["image"].dtype == np.uint8
+    assert all(example[key].dtype == np.float32 for key in ("score_map", "geo_map", "training_mask"))
 
 
 # --------------------------------------------------------------------------- batches
@@ -357,6 +357,7 @@ def test_make_batch_is_pure_and_skips_unreadable_images(small_dataset, caplog):
     config = dp.AugmentConfig(input_size=64)
     images, targets = dp.make_batch(small_dataset, 7, 3, 4, config)
     assert images.shape == (4, 64, 64, 3) and targets.shape == (4, 16, 16, 7)
+    assert images.dtype == np.uint8 and targets.dtype == np.float32
     again_images, again_targets = dp.make_batch(small_dataset, 7, 3, 4, config)
     np.testing.assert_array_equal(images, again_images)
     np.testing.assert_array_equal(targets, again_targets)

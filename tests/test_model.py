@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import model
+import postprocess
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,9 +38,12 @@ def test_resnet50_taps_build():
     assert tuple(score_map.shape) == (1, 16, 16, 1) and tuple(geo_map.shape) == (1, 16, 16, 5)
 
 
-def test_training_model_packs_outputs(tiny_east):
-    packed = model.training_model(tiny_east)(np.zeros((1, 64, 64, 3), np.float32))
-    assert tuple(packed.shape) == (1, 16, 16, 6)
+def test_training_model_scales_uint8_pixels_and_packs_outputs(tiny_east):
+    pixels = np.random.default_rng(1).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
+    packed = np.asarray(model.training_model(tiny_east)(pixels))
+    assert packed.shape == (2, 16, 16, 6)
+    score_map, geo_map = tiny_east(postprocess.normalize_image(pixels))  # what eval.py feeds
+    np.testing.assert_allclose(packed, np.concatenate([score_map, geo_map], axis=-1), rtol=1e-5, atol=1e-5)
 
 
 def test_rbox_outputs_layer_round_trips_config():

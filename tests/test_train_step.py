@@ -43,7 +43,7 @@ def compiled_pair():
 def batches(count):
     rng = np.random.default_rng(0)
     for _ in range(count):
-        images = rng.uniform(-1, 1, (2, 64, 64, 3)).astype(np.float32)
+        images = rng.integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
         targets = np.zeros((2, 16, 16, 7), np.float32)
         targets[:, 4:12, 4:12, 0] = 1.0
         targets[..., 1:5] = rng.uniform(2, 20, (2, 16, 16, 4))
