@@ -1,5 +1,7 @@
 """Shared test set-up: import path, quiet TensorFlow, the optional ../shared data."""
+import importlib.util
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -21,3 +23,16 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is not present on this machine")
     return SHARED_DATA
+
+
+requires_jax = pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
+
+
+def run_under_jax(script: str, timeout: float) -> str:
+    """Run ``script`` in a fresh Python with KERAS_BACKEND=jax and the project importable;
+    asserts it exits 0 and returns its stdout."""
+    env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=str(REPO_ROOT))
+    result = subprocess.run([sys.executable, "-c", script], env=env, cwd=REPO_ROOT,
+                            capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout

@@ -1,18 +1,12 @@
 """losses.py against values worked out by hand on tiny maps (TensorFlow, and JAX if installed)."""
 import json
 import math
-import os
-import subprocess
-import sys
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import losses
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from conftest import requires_jax, run_under_jax
 
 
 def _maps(height=2, width=2):
@@ -107,12 +101,8 @@ print(json.dumps([float(losses.geo_loss(y_true, y_pred)), float(losses.score_los
 """
 
 
-@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
+@requires_jax
 def test_same_values_under_jax():
-    env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=str(REPO_ROOT))
-    result = subprocess.run([sys.executable, "-c", JAX_SCRIPT], env=env, cwd=REPO_ROOT,
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr[-2000:]
-    geo, score = json.loads(result.stdout.strip().splitlines()[-1])
+    geo, score = json.loads(run_under_jax(JAX_SCRIPT, timeout=120).strip().splitlines()[-1])
     assert geo == pytest.approx(-math.log(5 / 17) + 10, rel=1e-6)
     assert score == pytest.approx(0.01, rel=1e-4)

@@ -1,19 +1,12 @@
 """model.py: output shapes and ranges, serialisation of the custom layer, clear weight errors."""
 import math
-import os
-import subprocess
-import sys
-import importlib.util
-from pathlib import Path
 
-import keras
 import numpy as np
 import pytest
 
 import model
 import postprocess
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from conftest import requires_jax, run_under_jax
 
 
 @pytest.fixture(scope="module")
@@ -86,9 +79,6 @@ print("ok")
 """
 
 
-@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
+@requires_jax
 def test_builds_under_jax_without_tensorflow():
-    env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=str(REPO_ROOT))
-    result = subprocess.run([sys.executable, "-c", JAX_SCRIPT], env=env, cwd=REPO_ROOT,
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
+    run_under_jax(JAX_SCRIPT, timeout=300)

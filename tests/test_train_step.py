@@ -1,12 +1,5 @@
 """TrainStepRunner: the same steps as keras' train_on_batch, without a host wait per step."""
-import importlib.util
-import os
-import subprocess
-import sys
-
-import pytest
-
-from conftest import REPO_ROOT
+from conftest import requires_jax, run_under_jax
 
 # Runs in this process (TensorFlow) and, as a script, under KERAS_BACKEND=jax.
 CHECK = '''
@@ -89,9 +82,6 @@ def test_runner_matches_train_on_batch_step_for_step():
     assert len(logs) == 4
 
 
-@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
+@requires_jax
 def test_runner_matches_train_on_batch_under_jax():
-    env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=str(REPO_ROOT))
-    result = subprocess.run([sys.executable, "-c", CHECK], env=env, cwd=REPO_ROOT,
-                            capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-3000:]
+    assert "ok" in run_under_jax(CHECK, timeout=600)
