@@ -528,14 +528,12 @@ def _batch_shapes(batch_size: int, config: AugmentConfig) -> tuple[tuple[int, ..
             (batch_size, map_size, map_size, TARGET_CHANNELS))
 
 
-def _round_up(value: int, multiple: int) -> int:
-    return -(-value // multiple) * multiple
-
-
-def _batch_nbytes(batch_size: int, config: AugmentConfig) -> int:
-    """Bytes of one batch in a shared block: uint8 images (padded to 64), then float32 targets."""
+def _batch_layout(batch_size: int, config: AugmentConfig) -> tuple[int, int]:
+    """(offset of the targets, total bytes) of one batch in a shared block: uint8 images, padded
+    to 64 bytes so that the float32 targets after them are aligned."""
     images_shape, targets_shape = _batch_shapes(batch_size, config)
-    return _round_up(math.prod(images_shape), 64) + math.prod(targets_shape) * 4
+    targets_offset = -(-math.prod(images_shape) // 64) * 64
+    return targets_offset, targets_offset + math.prod(targets_shape) * 4
 
 
 def _build_batch(samples: Sequence[Sample], seed: int, step: int, batch_size: int, config: AugmentConfig,
@@ -611,14 +609,13 @@ class _SharedBatch:
 
     def __init__(self, batch_size: int, config: AugmentConfig, name: str | None = None):
         self.shapes = _batch_shapes(batch_size, config)
-        self.images_nbytes = _round_up(math.prod(self.shapes[0]), 64)  # uint8; float32 targets follow, aligned
-        nbytes = _batch_nbytes(batch_size, config)
+        self.targets_offset, nbytes = _batch_layout(batch_size, config)
         self.memory = (shared_memory.SharedMemory(create=True, size=nbytes) if name is None
                        else shared_memory.SharedMemory(name=name))
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         return (np.ndarray(self.shapes[0], np.uint8, buffer=self.memory.buf),
-                np.ndarray(self.shapes[1], np.float32, buffer=self.memory.buf, offset=self.images_nbytes))
+                np.ndarray(self.shapes[1], np.float32, buffer=self.memory.buf, offset=self.targets_offset))
 
     def release(self, unlink: bool) -> None:
         self.memory.close()
@@ -726,7 +723,7 @@ class BatchStream:
             yield images, targets
 
     def _batches_from_workers(self, start_step: int):
-        block_nbytes = _batch_nbytes(self._batch_size, self._config)
+        block_nbytes = _batch_layout(self._batch_size, self._config)[1]
         if _shared_memory_fits(self._prefetch * block_nbytes):
             self._blocks = [_SharedBatch(self._batch_size, self._config) for _ in range(self._prefetch)]
         else:

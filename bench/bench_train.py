@@ -139,8 +139,7 @@ def _compiled_forward(trainer):
         import jax
         trainable = [variable.value for variable in trainer.trainable_variables]
         non_trainable = [variable.value for variable in trainer.non_trainable_variables]
-        step = jax.jit(lambda batch: trainer.stateless_call(trainable, non_trainable, batch, training=True)[0])
-        return step
+        return jax.jit(lambda batch: trainer.stateless_call(trainable, non_trainable, batch, training=True)[0])
     return lambda batch: trainer(batch, training=True)
 
 
@@ -154,6 +153,8 @@ def _import_from(path: Path, name: str):
 def time_reference(repo: Path, batch_size: int, input_size: int, steps: int, warmup: int) -> dict:
     """images/s of EAST-tf2's per-step work (train_step + second forward + loss), eager."""
     import tensorflow as tf
+
+    import postprocess
 
     original_resnet = tf.keras.applications.ResNet50
 
@@ -170,7 +171,7 @@ def time_reference(repo: Path, batch_size: int, input_size: int, steps: int, war
         tf.keras.applications.ResNet50 = original_resnet
     optimizer = tf.optimizers.Adam(1e-4)
     images, targets = random_batch(batch_size, input_size)
-    images = tf.constant(images.astype(np.float32) / 127.5 - 1.0)  # EAST-tf2 takes [-1, 1] floats
+    images = tf.constant(postprocess.normalize_image(images))  # EAST-tf2 takes [-1, 1] floats
     score_true, geo_true, mask = (tf.constant(targets[..., 0:1]), tf.constant(targets[..., 1:6]),
                                   tf.constant(targets[..., 6:7]))
     ones = tf.ones_like(mask)
@@ -260,7 +261,6 @@ def main(argv=None) -> int:
             print(f"EAST-tf2's step = {result['reference_step_over_our_forward']:.2f} of our forward "
                   f"passes; 2x would need our step at "
                   f"{result['reference_step_over_our_forward'] / 2:.2f}")
-            gflop = result["forward_gflop"]
             print(f"arithmetic rate, counting a step as 3 forward passes (ours) and 4 (EAST-tf2): "
                   f"ours {3 * gflop / ours['step_ms'] * 1000:.0f} GFLOP/s, EAST-tf2 "
                   f"{4 * gflop / reference['step_ms'] * 1000:.0f} GFLOP/s")
