@@ -41,7 +41,7 @@ class TrainStepRunner:
         self.trainer = trainer
         self.strategy = strategy
         self.backend = keras.backend.backend()
-        self._state = None  # JAX only: (trainable, non_trainable, optimizer, metrics) arrays
+        self._state = None  # JAX only: (trainable, non_trainable, optimizer) value lists
         self._fresh_metrics = None
 
     def run(self, images, targets) -> dict:
@@ -68,17 +68,15 @@ class TrainStepRunner:
         if self._state is None:
             trainer.reset_metrics()
             self._fresh_metrics = [np.asarray(variable.value) for variable in trainer.metrics_variables]
-            self._state = (
-                [variable.value for variable in trainer.trainable_variables],
-                [variable.value for variable in trainer.non_trainable_variables],
-                [variable.value for variable in trainer.optimizer.variables],
-                list(self._fresh_metrics),
-            )
-        trainable, non_trainable, optimizer_values, _ = self._state
+            self._state = ([variable.value for variable in trainer.trainable_variables],
+                           [variable.value for variable in trainer.non_trainable_variables],
+                           [variable.value for variable in trainer.optimizer.variables])
         # The compiled step donates its state argument: the metric totals go in as fresh
         # host zeros every step (that is the per-step reset), the rest is the previous output.
-        state = (trainable, non_trainable, optimizer_values, list(self._fresh_metrics))
-        logs, self._state = trainer.train_function(state, iter([(images, targets, None)]))
+        state = (*self._state, list(self._fresh_metrics))
+        logs, (trainable, non_trainable, optimizer_values, _) = trainer.train_function(
+            state, iter([(images, targets, None)]))
+        self._state = (trainable, non_trainable, optimizer_values)
         return logs
 
     def sync(self) -> None:
@@ -86,7 +84,7 @@ class TrainStepRunner:
         if self._state is None:
             return
         trainer = self.trainer
-        trainable, non_trainable, optimizer_values, _ = self._state
+        trainable, non_trainable, optimizer_values = self._state
         for variables, values in ((trainer.trainable_variables, trainable),
                                   (trainer.non_trainable_variables, non_trainable),
                                   (trainer.optimizer.variables, optimizer_values)):
