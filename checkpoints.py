@@ -23,8 +23,8 @@ import logging
 import os
 import re
 import shutil
-import signal
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import keras
@@ -44,10 +44,6 @@ TEMP_PREFIX = ".tmp-"
 FORMAT_NAME = "east-keras-checkpoint"
 FORMAT_VERSION = 1
 MODEL_CONFIG_KEYS = ("input_size", "backbone")
-# Test hook: "<step>:<stage>" sends SIGKILL to this process while saving checkpoint <step>,
-# stage "before_rename" (files written, not yet in place) or "before_latest" (renamed, latest
-# not yet updated). Used by tests/test_train.py to prove a kill mid-save is harmless.
-KILL_DURING_SAVE_ENV = "EAST_TEST_KILL_DURING_SAVE"
 
 _CHECKPOINT_RE = re.compile(r"^ckpt-(\d+)$")
 _OWN_NAMES = {LATEST_FILE, TRAIN_LOG_FILE, LOGS_DIR}
@@ -93,11 +89,6 @@ def _remove_tree_atomic(path: Path) -> None:
     doomed = path.with_name(f"{TEMP_PREFIX}delete-{path.name}-{os.getpid()}")
     os.rename(path, doomed)
     shutil.rmtree(doomed, ignore_errors=True)
-
-
-def _maybe_kill(step: int, stage: str) -> None:
-    if os.environ.get(KILL_DURING_SAVE_ENV) == f"{step}:{stage}":
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def list_checkpoints(folder: str | os.PathLike) -> list[int]:
@@ -216,7 +207,8 @@ def check_model_config(state: dict, model_config: dict, where: str) -> None:
 
 
 def save_checkpoint(folder: str | os.PathLike, step: int, model: keras.Model, optimizer,
-                    state: dict, *, max_to_keep: int = 5) -> Path:
+                    state: dict, *, max_to_keep: int = 5,
+                    on_stage: Callable[[str], None] | None = None) -> Path:
     """Write ``ckpt-<step>`` atomically, point ``latest`` at it, drop the oldest beyond max_to_keep.
 
     Args:
@@ -226,6 +218,8 @@ def save_checkpoint(folder: str | os.PathLike, step: int, model: keras.Model, op
         optimizer: the compiled optimizer; ``optimizer.variables`` are saved in order.
         state: JSON-able extra state; must hold ``model`` ({input_size, backbone}) and ``seed``.
         max_to_keep: checkpoints kept (at least 1; the one ``latest`` names is never removed).
+        on_stage: called with "before_rename" (files written, not yet renamed into place) and
+            "before_latest" (renamed, ``latest`` not yet updated); tests use it to stop a save there.
 
     Returns:
         Path of the new checkpoint folder.
@@ -249,14 +243,16 @@ def save_checkpoint(folder: str | os.PathLike, step: int, model: keras.Model, op
         json.dump(full_state, handle, indent=1)
         handle.flush()
         os.fsync(handle.fileno())
-    _maybe_kill(step, "before_rename")
+    if on_stage is not None:
+        on_stage("before_rename")
 
     final = folder / name
     if final.exists():  # left by a run killed after this rename but before updating latest
         _remove_tree_atomic(final)
     os.rename(temp, final)
     _fsync_dir(folder)
-    _maybe_kill(step, "before_latest")
+    if on_stage is not None:
+        on_stage("before_latest")
     _write_text_atomic(folder / LATEST_FILE, name + "\n")
 
     keep = max(1, int(max_to_keep))

@@ -25,7 +25,6 @@ import csv
 import dataclasses
 import logging
 import os
-import signal
 import sys
 import time
 from pathlib import Path
@@ -35,8 +34,6 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-# Test hook: kill this process (SIGKILL) right after the given step's log row and checkpoint.
-KILL_AFTER_STEP_ENV = "EAST_TEST_KILL_AFTER_STEP"
 LOG_COLUMNS = ("step", "loss", "score_loss", "geo_loss", "lr", "images_per_sec")
 GEOMETRIES = ("RBOX",)
 
@@ -176,13 +173,16 @@ def _gpu_count() -> int:
     return sum(device.platform == "gpu" for device in jax.devices())
 
 
-def run_training(config: TrainConfig, report: Callable[[str], None] = log.info) -> dict:
+def run_training(config: TrainConfig, report: Callable[[str], None] = log.info, *,
+                 on_step: Callable[[int], None] | None = None) -> dict:
     """Train (or resume training) EAST as ``config`` says.
 
     Args:
         config: the run's settings.
         report: receives the lines a person should see (data summary, "resumed from step N",
             "checkpoint saved"); train.py passes ``print``.
+        on_step: called with the step number after each step (and its checkpoint, if one is due)
+            is done; tests use it to stop a run at a chosen point.
 
     Returns:
         dict: step (int, steps done), and the last logged loss, score_loss, geo_loss, lr.
@@ -266,12 +266,12 @@ def run_training(config: TrainConfig, report: Callable[[str], None] = log.info) 
                 report(f"fine-tuning from {info['checkpoint']} (its step {info['step']}); "
                        f"optimizer and step start fresh")
         return _train_loop(config, dataset.samples, augment, network, trainer, schedule, strategy,
-                           step, report)
+                           step, report, on_step)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
 
 
-def _train_loop(config, samples, augment, network, trainer, schedule, strategy, step, report) -> dict:
+def _train_loop(config, samples, augment, network, trainer, schedule, strategy, step, report, on_step) -> dict:
     """The step loop: one compiled train step per batch, logging and checkpointing."""
     import keras
 
@@ -288,7 +288,6 @@ def _train_loop(config, samples, augment, network, trainer, schedule, strategy, 
     writer = tf.summary.create_file_writer(str(folder / checkpoints.LOGS_DIR)) if tf is not None else None
     if writer is None:
         log.info("TensorBoard scalars need the TensorFlow backend; writing train_log.csv only")
-    kill_after = int(os.environ.get(KILL_AFTER_STEP_ENV, "-1"))
     state = {"seed": config.seed, "batch_size": config.batch_size, "model": config.model_config,
              "data_position": {"seed": config.seed, "next_step": None}}
     progress = None
@@ -340,9 +339,9 @@ def _train_loop(config, samples, augment, network, trainer, schedule, strategy, 
                         saved = checkpoints.save_checkpoint(folder, step, network, trainer.optimizer, state,
                                                             max_to_keep=config.max_to_keep)
                         log.info("checkpoint saved: %s", saved)
-                    if step == kill_after:
+                    if on_step is not None:
                         log_handle.flush()
-                        os.kill(os.getpid(), signal.SIGKILL)
+                        on_step(step)
         runner.sync()
     finally:
         if progress is not None:
@@ -431,7 +430,7 @@ def config_from_flags(flag_values) -> TrainConfig:
     return TrainConfig(**{name: getattr(flag_values, name) for name in names})
 
 
-def main(argv) -> int:
+def main(argv, *, on_step: Callable[[int], None] | None = None) -> int:
     from absl import flags
 
     import checkpoints
@@ -452,7 +451,7 @@ def main(argv) -> int:
     if config.suppress_warnings_and_error_messages:
         logging.getLogger("data_preprocessor").setLevel(logging.ERROR)
     try:
-        run_training(config, report=print)
+        run_training(config, report=print, on_step=on_step)
     except (checkpoints.CheckpointError, data_preprocessor.DataError,
             east_model.BackboneWeightsError, FloatingPointError) as error:
         print(f"train.py: {error}", file=sys.stderr)

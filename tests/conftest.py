@@ -36,3 +36,23 @@ def run_under_jax(script: str, timeout: float) -> str:
                             capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
+
+
+# Runs train.py's command line (flags after the step number) and SIGKILLs the process right after
+# the given step's log row and checkpoint: python -c KILL_AFTER_STEP_DRIVER STEP --flag=...
+KILL_AFTER_STEP_DRIVER = """
+import os, signal, sys
+from absl import app
+import train
+kill_after = int(sys.argv.pop(1))
+def kill(step):
+    if step == kill_after:
+        os.kill(os.getpid(), signal.SIGKILL)
+train.define_flags()
+app.run(lambda argv: sys.exit(train.main(argv, on_step=kill)))
+"""
+
+
+def kill_after_step_cli(train_cli: list[str], step: int) -> list[str]:
+    """``train_cli`` ([python, "train.py", flags...]) rewritten to be SIGKILLed after ``step``."""
+    return [train_cli[0], "-c", KILL_AFTER_STEP_DRIVER, str(step), *train_cli[2:]]

@@ -16,6 +16,7 @@ import pytest
 
 import checkpoints
 import train
+from conftest import kill_after_step_cli
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(input_size=64, batch_size=2, nb_workers=0, backbone="mobilenetv2", backbone_weights="none",
@@ -88,7 +89,7 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tiny_data, tmp_path):
     flags = ("--max_steps=6", "--save_checkpoint_steps=3")
     done = _run_cli(_cli(tiny_data, straight, *flags))
     assert done.returncode == 0, done.stderr[-3000:]
-    killed = _run_cli(_cli(tiny_data, resumed, *flags), {train.KILL_AFTER_STEP_ENV: "3"})
+    killed = _run_cli(kill_after_step_cli(_cli(tiny_data, resumed, *flags), 3), {"PYTHONPATH": str(REPO_ROOT)})
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     assert (resumed / "latest").read_text().strip() == "ckpt-3"
     again = _run_cli(_cli(tiny_data, resumed, *flags))
@@ -113,14 +114,18 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tiny_data, tmp_path):
 
 
 SAVE_SCRIPT = """
-import sys, keras, checkpoints, model
+import os, signal, sys, keras, checkpoints, model
+kill_at = sys.argv[2]
 network = model.build_east(64, backbone="mobilenetv2", backbone_weights="none")
 optimizer = keras.optimizers.Adam(1e-4)
 optimizer.build(network.trainable_variables)
 state = {"seed": 0, "model": {"input_size": 64, "backbone": "mobilenetv2"}}
 for step in (2, 4):
     optimizer.iterations.assign(step)
-    checkpoints.save_checkpoint(sys.argv[1], step, network, optimizer, state, max_to_keep=1)
+    def on_stage(stage, step=step):
+        if f"{step}:{stage}" == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+    checkpoints.save_checkpoint(sys.argv[1], step, network, optimizer, state, max_to_keep=1, on_stage=on_stage)
 """
 
 
@@ -128,8 +133,8 @@ for step in (2, 4):
 @pytest.mark.parametrize("stage", ["before_rename", "before_latest"])
 def test_sigkill_during_save_keeps_previous_checkpoint(tmp_path, stage):
     folder = tmp_path / "run"
-    result = _run_cli([sys.executable, "-c", SAVE_SCRIPT, str(folder)],
-                      {checkpoints.KILL_DURING_SAVE_ENV: f"4:{stage}", "PYTHONPATH": str(REPO_ROOT)})
+    result = _run_cli([sys.executable, "-c", SAVE_SCRIPT, str(folder), f"4:{stage}"],
+                      {"PYTHONPATH": str(REPO_ROOT)})
     assert result.returncode == -signal.SIGKILL, result.stderr[-3000:]
     latest = checkpoints.latest_checkpoint(folder)
     assert latest.name == "ckpt-2"
