@@ -1,8 +1,28 @@
-"""Procedural training data: street-like scenes with license plates, and ICDAR-style text scenes.
+"""Procedural training data: street scenes with license plates on cars, and ICDAR-style text scenes.
 
-Everything is drawn with numpy and OpenCV (Hershey fonts only), so nothing needs downloading.
-Image ``k`` of a data set depends only on ``(seed, k)``: it is drawn from
+Everything is drawn with numpy and OpenCV. Characters come from TTF fonts found on the machine (DejaVu or
+Liberation in the system's font folders or matplotlib's bundled DejaVu), rasterized once with Pillow; without
+Pillow or fonts, OpenCV's Hershey fonts draw them, so nothing needs downloading.
+Image ``k`` of a data set depends only on ``(seed, k)`` (and the fonts installed): it is drawn from
 ``np.random.default_rng([seed, k])``, so asking for more images never changes the first ones.
+
+Plate layouts (``PLATE_LAYOUTS``; the annotation is always the whole plate's outline, never the characters'):
+
+- ``eu``: 520x110 mm white (or yellow rear) plate, blue band on the left with a ring of yellow stars and the
+  country letters, black characters in one row, or a 2-row square plate.
+- ``us``: 12x6 inch plate, state name on top, characters in the middle and a slogan below, on white, a sky
+  gradient, a colour wash or hills, coloured ink, a registration sticker; 15% are black with white or yellow.
+- ``mercosul``: Brazil's white plate with a blue top band reading BRASIL, a small flag, 7 characters LLLDLDD.
+- ``korea``: the white (or light-blue) one-row 12-GA-3456 plate, or the old 2-row green (white ink) or yellow
+  commercial plate; the Hangul syllable is drawn with strokes and romanized in the annotation.
+- ``dark``: black plates with white or silver characters, one or two rows.
+- ``generic``: the first generation's white or yellow plates with coloured ink and a dark border.
+
+Every plate gets screws, dirt, cast shadows or glare at random; 70% sit on a car's rear or front (body
+colour, window, tail or head lamps, grille, bumper, badge, model name, stickers, a dealer frame around the plate).
+Unannotated decoys (shop and street signs, words on walls, blank plate-shaped rectangles, lamp pairs, grille
+slots) go in the backdrop. 20% of scenes are at night (dark, tinted, lamps blooming, plates lit); then light,
+motion or defocus blur, noise and JPEG artifacts.
 
 Command line::
 
@@ -16,6 +36,8 @@ Quads are the outline of the warped plate or word box, clockwise on screen from 
 from __future__ import annotations
 
 import argparse
+import functools
+import importlib.util
 import logging
 import string
 import sys
@@ -24,6 +46,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from geometry import order_clockwise_from_top_left
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +64,37 @@ ONE_ROW_PATTERNS = ("LLL DDDD", "DLLL DDD", "LL DD LLL", "DDD LLL", "LL DDDD", "
 TWO_ROW_PATTERNS = (("LL", "DDDD"), ("DD", "LLL DD"), ("LLL", "DDDD"), ("L DD", "DDDD"))
 PLATE_COLORS_BGR = ((245, 245, 245), (235, 240, 240), (30, 200, 240), (60, 215, 250))  # whites, yellows
 INK_COLORS_BGR = ((20, 20, 20), (40, 30, 10), (90, 30, 20), (20, 20, 120))
-PLATE_RENDER_HEIGHT = 110  # px; plates are drawn flat at this height, then warped into the scene
+PLATE_RENDER_HEIGHT = 110  # px; generic plates are drawn flat at this height, then warped into the scene
+CAR_COLORS_BGR = (
+    (235, 235, 235), (190, 190, 192), (128, 128, 130), (60, 60, 62), (25, 25, 28), (120, 50, 20),
+    (30, 30, 160), (150, 170, 190), (40, 70, 40), (20, 90, 170), (160, 120, 60),
+)
+EU_COUNTRIES = ("D", "F", "NL", "RO", "PL", "I", "E", "B", "CZ", "A", "S", "P")
+EU_PATTERNS = ("L DD LLL", "LL DD LLL", "LL-DDD-LL", "LLL DDD", "LL DDDDD", "DLLL DDD", "LL DDDD L")
+US_PATTERNS = ("LLL DDDD", "DLLL DDD", "DDD LLL", "LLL-DDDD", "DDDDDDD", "LL DDDDD")
+US_STATES = ("ARIZONA", "Texas", "CALIFORNIA", "Ohio", "FLORIDA", "Georgia", "WASHINGTON", "Illinois",
+             "NEW YORK", "Michigan", "VIRGINIA", "Oregon", "COLORADO", "Utah")
+US_SLOGANS = ("Grand Canyon State", "Sunshine State", "Land of Lincoln", "Great Lakes", "Evergreen State",
+              "Empire State", "dmv.gov", "Peach State")
+KOREAN_SYLLABLES = ("GA", "NA", "DA", "RA", "MA", "BA", "SA", "A", "JA", "HA")  # romanized for the annotation
+MODEL_NAMES = ("CAMRY", "Civic", "SPORT", "XLE", "Golf", "4MATIC", "HYBRID", "Focus", "TDI", "Logan", "GT")
+DEALER_WORDS = ("AUTO CITY", "Best Motors", "CARMAX", "Dealer", "SMITH FORD", "Toyota of Tempe")
+SIGN_WORDS = ("PHARMACY", "Bakery", "OPEN", "PARKING", "Main St", "EXIT", "SALE", "HOTEL", "Cafe", "STOP",
+              "BUS", "Pizza 24", "BANK", "No Entry", "TAXI", "Shoes", "Oak Ave", "MARKET")
+# Characters in every font's glyph atlas.
+GLYPH_CHARS = LETTERS + string.ascii_lowercase + DIGITS + " -.'"
+GLYPH_PIXELS = 64  # font size the atlases are rasterized at; text is resized from there
+# Bold sans fonts for registration numbers and any sans or serif for labels; looked up by file name in
+# the system's font folders and matplotlib's bundled fonts (DejaVu: Bitstream Vera licence; Liberation: OFL 1.1).
+TTF_FONT_FILES = {
+    "plate": ("DejaVuSansCondensed-Bold.ttf", "DejaVuSans-Bold.ttf", "DejaVuSansMono-Bold.ttf",
+              "LiberationSansNarrow-Bold.ttf", "LiberationSans-Bold.ttf", "LiberationMono-Bold.ttf"),
+    "label": ("DejaVuSans.ttf", "DejaVuSerif-Bold.ttf", "DejaVuSans-BoldOblique.ttf", "LiberationSerif-Bold.ttf",
+              "LiberationSerif-BoldItalic.ttf", "LiberationSans-Regular.ttf", "LiberationSansNarrow-Regular.ttf"),
+}
 QUAD_MARGIN = 2.0  # px kept between a quad and the image border
 MAX_PLACEMENT_TRIES = 40
+LAYOUT_NAMES = ("eu", "us", "mercosul", "korea", "dark", "generic")  # the keys of PLATE_LAYOUTS
 
 
 @dataclass(frozen=True)
@@ -54,30 +106,42 @@ class PlateSceneConfig:
         min_plates, max_plates: plates per image (inclusive).
         min_plate_width, max_plate_width: plate width as a fraction of the image width
             (sampled log-uniformly, before the perspective warp).
-        max_angle: largest yaw, pitch and roll of the plate plane, degrees.
+        max_angle: largest yaw of the plate plane, degrees; pitch goes to half of it, roll to 0.3 of it.
         two_row_ratio: share of plates with two rows of text.
         car_ratio: share of plates drawn on a car body (the others hang on the background).
         jpeg_quality: (lowest, highest) JPEG quality used for compression artifacts.
         degrade: False skips lighting, blur, noise and JPEG (the clean drawing, for tests and figures).
         clutter: 0-1, amount of plate-like distraction in the background (see ``draw_street_background``).
+        layouts: the plate layouts drawn, keys of ``PLATE_LAYOUTS`` (chosen uniformly).
+        night_ratio: share of night scenes (dark, tinted, glowing lamps, lit plates); needs ``degrade``.
+        max_decoys: most unannotated look-alikes (signs, blank plates, lamps, grilles) per image.
     """
 
     width: int = 640
     height: int = 480
     min_plates: int = 1
     max_plates: int = 3
-    min_plate_width: float = 0.02
-    max_plate_width: float = 0.25
+    min_plate_width: float = 0.03
+    max_plate_width: float = 0.6
     max_angle: float = 30.0
     two_row_ratio: float = 0.3
     car_ratio: float = 0.7
     jpeg_quality: tuple[int, int] = (35, 95)
     degrade: bool = True
     clutter: float = 1.0
+    layouts: tuple[str, ...] = LAYOUT_NAMES
+    night_ratio: float = 0.2
+    max_decoys: int = 4
 
     def __post_init__(self) -> None:
         if self.width < 64 or self.height < 64:
             raise ValueError(f"width and height must be >= 64, got {self.width}x{self.height}")
+        if not self.layouts or any(name not in LAYOUT_NAMES for name in self.layouts):
+            raise ValueError(f"layouts must be a non-empty subset of {LAYOUT_NAMES}, got {self.layouts}")
+        if not 0 <= self.night_ratio <= 1:
+            raise ValueError(f"night_ratio must be in [0, 1], got {self.night_ratio}")
+        if self.max_decoys < 0:
+            raise ValueError(f"max_decoys must be >= 0, got {self.max_decoys}")
         if not 1 <= self.min_plates <= self.max_plates:
             raise ValueError(f"need 1 <= min_plates <= max_plates, got {self.min_plates}, {self.max_plates}")
         if not 0 < self.min_plate_width <= self.max_plate_width <= 0.9:
@@ -125,23 +189,6 @@ def image_rng(seed: int, index: int) -> np.random.Generator:
 
 
 # ----------------------------------------------------------------------------- geometry helpers
-
-
-def order_quad(quad: np.ndarray) -> np.ndarray:
-    """Orders 4 points clockwise on screen (y down), starting at the point with the smallest x + y.
-
-    Args:
-        quad: (4, 2) pixel xy in either winding order.
-    Returns:
-        float32 (4, 2).
-    """
-    quad = np.asarray(quad, dtype=np.float32).reshape(4, 2)
-    x, y = quad[:, 0], quad[:, 1]
-    signed_area = 0.5 * float(np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y))
-    if signed_area < 0:  # counter-clockwise on screen
-        quad = quad[::-1]
-    start = int(np.argmin(quad.sum(axis=1)))
-    return np.roll(quad, -start, axis=0).astype(np.float32)
 
 
 def _rotation_matrix(yaw: float, pitch: float, roll: float) -> np.ndarray:
@@ -194,14 +241,29 @@ def _inside(quad: np.ndarray, width: int, height: int, margin: float = QUAD_MARG
 def _paste_warped(
     image: np.ndarray, patch: np.ndarray, homography: np.ndarray, patch_mask: np.ndarray | None = None
 ) -> None:
-    """Warps ``patch`` with ``homography`` and alpha-blends it into ``image`` in place (anti-aliased edges)."""
+    """Warps ``patch`` with ``homography`` and alpha-blends it into ``image`` in place (anti-aliased edges).
+
+    Only the image rows and columns the warped patch can reach are touched, so a small patch is cheap.
+    ``image`` may be uint8 or float32 (H, W, C).
+    """
     height, width = image.shape[:2]
+    patch_h, patch_w = patch.shape[:2]
+    outline = _project(np.array([[0, 0], [patch_w, 0], [patch_w, patch_h], [0, patch_h]], np.float64), homography)
+    x0, y0 = np.maximum(np.floor(outline.min(axis=0)).astype(int) - 1, 0)
+    x1, y1 = np.minimum(np.ceil(outline.max(axis=0)).astype(int) + 2, [width, height])
+    if x1 <= x0 or y1 <= y0:
+        return
     if patch_mask is None:
         patch_mask = np.full(patch.shape[:2], 255, np.uint8)
-    warped = cv2.warpPerspective(patch, homography, (width, height), flags=cv2.INTER_LINEAR)
-    alpha = cv2.warpPerspective(patch_mask, homography, (width, height), flags=cv2.INTER_LINEAR)
-    alpha = (alpha.astype(np.float32) / 255.0)[..., None]
-    image[:] = np.clip(image * (1.0 - alpha) + warped * alpha, 0, 255).astype(np.uint8)
+    to_roi = np.array([[1, 0, -x0], [0, 1, -y0], [0, 0, 1]], np.float64) @ homography
+    size = (int(x1 - x0), int(y1 - y0))
+    warped = cv2.warpPerspective(patch, to_roi, size, flags=cv2.INTER_LINEAR).astype(np.float32)
+    alpha = cv2.warpPerspective(patch_mask, to_roi, size, flags=cv2.INTER_LINEAR).astype(np.float32) / 255.0
+    region = image[y0:y1, x0:x1]
+    blended = region * (1.0 - alpha[..., None]) + warped.reshape(region.shape) * alpha[..., None]
+    if image.dtype == np.uint8:
+        blended = np.clip(blended, 0, 255)
+    image[y0:y1, x0:x1] = blended.astype(image.dtype)
 
 
 # ----------------------------------------------------------------------------- backgrounds
@@ -284,165 +346,654 @@ def draw_street_background(rng: np.random.Generator, width: int, height: int, cl
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
-# ----------------------------------------------------------------------------- plates
+# ----------------------------------------------------------------------------- fonts
+
+
+@dataclass(frozen=True)
+class GlyphFont:
+    """A font as one alpha mask per character, all sharing one baseline and line height.
+
+    Attributes:
+        name: the TTF file name, or ``hershey-<id>`` for OpenCV's built-in vector fonts.
+        glyphs: character -> float32 (GLYPH_LINE_HEIGHT, advance) alpha in [0, 1].
+    """
+
+    name: str
+    glyphs: dict
+
+
+def _glyphs_from_ttf(path: Path) -> dict:
+    """Rasterizes GLYPH_CHARS of one TTF with Pillow (imported here: it is optional)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.truetype(str(path), GLYPH_PIXELS)
+    ascent, descent = font.getmetrics()
+    glyphs = {}
+    for char in GLYPH_CHARS:
+        advance = max(1, int(np.ceil(font.getlength(char))))
+        canvas = Image.new("L", (advance, ascent + descent), 0)
+        ImageDraw.Draw(canvas).text((0, 0), char, fill=255, font=font)
+        glyphs[char] = np.asarray(canvas, np.float32) / 255.0
+    return glyphs
+
+
+def _glyphs_from_hershey(font_face: int) -> dict:
+    """The same atlas drawn with an OpenCV Hershey font (the offline fallback)."""
+    scale = cv2.getFontScaleFromHeight(font_face, int(GLYPH_PIXELS * 0.72), 3)
+    line_h = int(GLYPH_PIXELS * 1.25)
+    glyphs = {}
+    for char in GLYPH_CHARS:
+        (char_w, _), _ = cv2.getTextSize(char, font_face, scale, 3)
+        canvas = np.zeros((line_h, char_w + 6), np.uint8)
+        cv2.putText(canvas, char, (3, int(GLYPH_PIXELS * 0.95)), font_face, scale, 255, 3, cv2.LINE_AA)
+        glyphs[char] = canvas.astype(np.float32) / 255.0
+    return glyphs
+
+
+def _font_search_dirs() -> list[Path]:
+    """Folders that may hold TTF files: the system's, then matplotlib's bundled DejaVu (found without importing it)."""
+    dirs = [Path("/usr/share/fonts"), Path("/usr/local/share/fonts"), Path.home() / ".fonts"]
+    spec = importlib.util.find_spec("matplotlib")
+    if spec is not None and spec.origin:
+        dirs.append(Path(spec.origin).parent / "mpl-data" / "fonts" / "ttf")
+    return [folder for folder in dirs if folder.is_dir()]
+
+
+@functools.lru_cache(maxsize=None)
+def plate_fonts(role: str = "plate") -> tuple[GlyphFont, ...]:
+    """The fonts used for one role, loaded once per process.
+
+    Args:
+        role: ``"plate"`` (bold sans for registration numbers) or ``"label"`` (state names, slogans, signs).
+    Returns:
+        TTF fonts found on this machine (``TTF_FONT_FILES``) when Pillow is installed, else Hershey fonts;
+        never empty. The order is fixed (sorted by name) so a seed draws the same font on every run.
+    """
+    wanted = TTF_FONT_FILES[role]
+    found: dict[str, Path] = {}
+    try:
+        import PIL  # noqa: F401  (only to know whether TTF rasterizing is available)
+
+        for folder in _font_search_dirs():
+            for path in sorted(folder.rglob("*.ttf")):
+                if path.name in wanted and path.name not in found:
+                    found[path.name] = path
+    except ImportError:
+        log.info("Pillow is not installed; plates use OpenCV's Hershey fonts")
+    fonts = []
+    for name in sorted(found):
+        try:
+            fonts.append(GlyphFont(name, _glyphs_from_ttf(found[name])))
+        except OSError as error:
+            log.warning("skipping font %s: %s", found[name], error)
+    if not fonts:
+        fonts = [GlyphFont(f"hershey-{face}", _glyphs_from_hershey(face)) for face in HERSHEY_FONTS]
+    return tuple(fonts)
+
+
+def text_mask(text: str, font: GlyphFont, spacing: float = 0.0) -> np.ndarray:
+    """The alpha mask of a line of text, cropped to its ink.
+
+    Args:
+        text: characters of GLYPH_CHARS (others are drawn as spaces).
+        font: a GlyphFont.
+        spacing: extra gap between characters, as a fraction of the line height.
+    Returns:
+        float32 (h, w) in [0, 1]; (1, 1) zeros for blank text.
+    """
+    blank = font.glyphs[" "]
+    gap = np.zeros((blank.shape[0], int(spacing * blank.shape[0])), np.float32)
+    parts = []
+    for char in text:
+        parts += [font.glyphs.get(char, blank), gap]
+    mask = np.concatenate(parts[:-1] or [blank], axis=1)
+    rows, cols = np.flatnonzero(mask.max(axis=1) > 0.1), np.flatnonzero(mask.max(axis=0) > 0.1)
+    if rows.size == 0:
+        return np.zeros((1, 1), np.float32)
+    return mask[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+
+
+def draw_text(canvas: np.ndarray, text: str, box: tuple[int, int, int, int], font: GlyphFont, color,
+              spacing: float = 0.0, emboss: float = 0.0) -> None:
+    """Draws ``text`` centred in ``box`` (x0, y0, x1, y1), as tall as the box, condensed to fit its width.
+
+    Args:
+        canvas: uint8 BGR (H, W, 3), changed in place.
+        emboss: 0-1, strength of a dark shadow one stroke down-right (pressed metal plates).
+    """
+    x0, y0, x1, y1 = (int(v) for v in box)
+    box_w, box_h = x1 - x0, y1 - y0
+    mask = text_mask(text, font, spacing)
+    if box_w < 2 or box_h < 2 or mask.shape[1] < 2:
+        return
+    draw_w = min(box_w, int(round(mask.shape[1] * box_h / mask.shape[0])))
+    alpha = cv2.resize(mask, (draw_w, box_h), interpolation=cv2.INTER_AREA)
+    left = x0 + (box_w - draw_w) // 2
+    region = canvas[y0:y1, left:left + draw_w].astype(np.float32)
+    alpha = alpha[: region.shape[0], : region.shape[1], None]
+    if emboss > 0:
+        shift = max(1, box_h // 25)
+        shadow = np.zeros_like(alpha)
+        shadow[shift:, shift:] = alpha[:-shift, :-shift]
+        region *= 1.0 - emboss * 0.6 * shadow
+    region = region * (1.0 - alpha) + np.asarray(color, np.float32) * alpha
+    canvas[y0:y1, left:left + region.shape[1]] = np.clip(region, 0, 255).astype(np.uint8)
+
+
+# ----------------------------------------------------------------------------- plate layouts
+
+
+def _fill(rng: np.random.Generator, pattern: str) -> str:
+    """Replaces L by a letter and D by a digit (other characters stay)."""
+    return "".join(
+        LETTERS[int(rng.integers(26))] if ch == "L" else DIGITS[int(rng.integers(10))] if ch == "D" else ch
+        for ch in pattern
+    )
 
 
 def random_plate_text(rng: np.random.Generator, two_rows: bool) -> list[str]:
-    """Plate-like text: letters and digits after a random pattern.
-
-    Returns:
-        The rows of text (1 or 2), spaces marking gaps between groups.
-    """
-
-    def fill(pattern: str) -> str:
-        return "".join(
-            rng.choice(list(LETTERS)) if ch == "L" else rng.choice(list(DIGITS)) if ch == "D" else ch
-            for ch in pattern
-        )
-
+    """Plate-like text after a random generic pattern (1 or 2 rows, spaces marking gaps)."""
     if two_rows:
         top, bottom = TWO_ROW_PATTERNS[int(rng.integers(len(TWO_ROW_PATTERNS)))]
-        return [fill(top), fill(bottom)]
-    return [fill(ONE_ROW_PATTERNS[int(rng.integers(len(ONE_ROW_PATTERNS)))])]
+        return [_fill(rng, top), _fill(rng, bottom)]
+    return [_fill(rng, ONE_ROW_PATTERNS[int(rng.integers(len(ONE_ROW_PATTERNS)))])]
 
 
-def _fit_text(
-    canvas: np.ndarray, text: str, box: tuple[int, int, int, int], font: int, color: tuple, thickness_ratio: float
-) -> None:
-    """Draws ``text`` centred in ``box`` (x0, y0, x1, y1), as large as fits."""
-    x0, y0, x1, y1 = box
-    (text_w, text_h), _ = cv2.getTextSize(text, font, 1.0, 1)
-    font_scale = min((x1 - x0) / max(text_w, 1), (y1 - y0) / max(text_h, 1))
-    thickness = max(1, int(round(font_scale * thickness_ratio)))
-    (text_w, text_h), _ = cv2.getTextSize(text, font, font_scale, thickness)
-    origin = (int(x0 + (x1 - x0 - text_w) / 2), int(y0 + (y1 - y0 + text_h) / 2))
-    cv2.putText(canvas, text, origin, font, font_scale, color, thickness, cv2.LINE_AA)
+def _pick(rng: np.random.Generator, options):
+    return options[int(rng.integers(len(options)))]
 
 
-def render_plate(rng: np.random.Generator, rows: list[str]) -> np.ndarray:
-    """Draws a flat plate: coloured body, border, optional side band and screws, the text rows.
-
-    Returns:
-        uint8 BGR (PLATE_RENDER_HEIGHT, w, 3); w/h is 2.0-4.7 for one row, 1.3-2.2 for two.
-    """
-    height = PLATE_RENDER_HEIGHT
-    aspect = rng.uniform(1.3, 2.2) if len(rows) == 2 else rng.uniform(2.0, 4.7)
-    width = int(height * aspect)
-    body = np.array(PLATE_COLORS_BGR[int(rng.integers(len(PLATE_COLORS_BGR)))], np.float32)
-    body = np.clip(body * rng.uniform(0.85, 1.05), 0, 255)
+def _blank_plate(width: int, height: int, body, border, border_px: int) -> np.ndarray:
     plate = np.empty((height, width, 3), np.uint8)
-    plate[:] = body.astype(np.uint8)
-    ink = INK_COLORS_BGR[int(rng.integers(len(INK_COLORS_BGR)))]
-    border = int(rng.integers(2, 8))
-    cv2.rectangle(plate, (border // 2, border // 2), (width - 1 - border // 2, height - 1 - border // 2), ink, border)
-
-    left = border + 6
-    if len(rows) == 1 and aspect > 3.5 and rng.random() < 0.5:  # EU-style blue band
-        band_w = int(height * 0.35)
-        cv2.rectangle(plate, (border, border), (border + band_w, height - 1 - border), (140, 50, 0), -1)
-        cv2.circle(plate, (border + band_w // 2, height // 3), band_w // 4, (0, 200, 255), 2)
-        left = border + band_w + 6
-    if rng.random() < 0.5:  # screw holes
-        for sx in (width // 4, 3 * width // 4):
-            cv2.circle(plate, (sx, border + 7), 4, (120, 120, 120), -1)
-
-    font = HERSHEY_FONTS[int(rng.integers(len(HERSHEY_FONTS)))]
-    thickness_ratio = rng.uniform(2.0, 3.5)
-    inner = (left, border + 12, width - border - 6, height - border - 10)
-    if len(rows) == 1:
-        _fit_text(plate, rows[0], inner, font, ink, thickness_ratio)
-    else:
-        split = int(inner[1] + (inner[3] - inner[1]) * 0.38)
-        _fit_text(plate, rows[0], (inner[0] + width // 6, inner[1], inner[2] - width // 6, split - 3), font, ink, thickness_ratio * 0.8)
-        _fit_text(plate, rows[1], (inner[0], split + 3, inner[2], inner[3]), font, ink, thickness_ratio)
+    plate[:] = np.asarray(body, np.uint8)
+    if border_px > 0:
+        half = border_px // 2
+        cv2.rectangle(plate, (half, half), (width - 1 - half, height - 1 - half), border, border_px, cv2.LINE_AA)
     return plate
 
 
-def _render_car_around(rng: np.random.Generator, plate_w: int, plate_h: int) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
-    """A car's rear or front (body, lights, window) on a canvas with room for a plate.
+def _draw_hangul_like(canvas: np.ndarray, box, color, rng: np.random.Generator) -> None:
+    """A Hangul-like syllable from strokes (no TTF here has Hangul): consonant left, vowel bar right."""
+    x0, y0, x1, y1 = box
+    w, h = x1 - x0, y1 - y0
+    stroke = max(2, int(w * 0.12))
+    mid = x0 + int(w * 0.55)
+    shape = int(rng.integers(3))
+    if shape == 0:  # giyeok
+        cv2.polylines(canvas, [np.int32([[x0, y0 + h // 5], [mid - stroke, y0 + h // 5], [mid - stroke, y1 - h // 8]])], False, color, stroke)
+    elif shape == 1:  # nieun
+        cv2.polylines(canvas, [np.int32([[x0 + stroke, y0 + h // 6], [x0 + stroke, y1 - h // 5], [mid - stroke, y1 - h // 5]])], False, color, stroke)
+    else:  # mieum
+        cv2.rectangle(canvas, (x0 + stroke // 2, y0 + h // 4), (mid - stroke, y1 - h // 4), color, stroke)
+    cv2.line(canvas, (x1 - stroke, y0), (x1 - stroke, y1), color, stroke)
+    cv2.line(canvas, (x1 - stroke, y0 + h // 2), (x1 - stroke + max(2, w // 8) - w // 4, y0 + h // 2), color, stroke)
 
+
+def _layout_eu(rng: np.random.Generator) -> tuple[np.ndarray, list[str]]:
+    two_rows = rng.random() < 0.2
+    width, height = (300, 214) if two_rows else (520, 110)
+    body = (30, 205, 245) if rng.random() < 0.2 else (242, 244, 244)
+    plate = _blank_plate(width, height, body, (25, 25, 25), 4)
+    band_w = int(0.085 * 520)
+    cv2.rectangle(plate, (3, 3), (band_w, height - 4), (150, 60, 0), -1)
+    centre, radius = (band_w // 2 + 2, int(height * 0.3) if not two_rows else 40), band_w * 0.27
+    for angle in np.linspace(0, 2 * np.pi, 12, endpoint=False):
+        star = (int(centre[0] + radius * np.cos(angle)), int(centre[1] + radius * np.sin(angle)))
+        cv2.circle(plate, star, 2, (0, 210, 255), -1, cv2.LINE_AA)
+    country = _pick(rng, EU_COUNTRIES)
+    label = _pick(rng, plate_fonts("label"))
+    draw_text(plate, country, (6, int(height * 0.58), band_w - 1, int(height * 0.58) + 30), label, (240, 240, 240))
+    font, ink = _pick(rng, plate_fonts("plate")), (20, 20, 20)
+    if two_rows:
+        rows = [_fill(rng, "LL DD"), _fill(rng, "DDD LL")]
+        draw_text(plate, rows[0], (band_w + 14, 14, width - 14, 96), font, ink, 0.05, 0.5)
+        draw_text(plate, rows[1], (band_w + 14, 116, width - 14, 198), font, ink, 0.05, 0.5)
+    else:
+        rows = [_fill(rng, _pick(rng, EU_PATTERNS))]
+        draw_text(plate, rows[0], (band_w + 14, 16, width - 14, height - 16), font, ink, 0.08, 0.5)
+    return plate, rows
+
+
+def _us_background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
+    """A US-style plate face: white, or a colour wash / sky gradient / hills scene behind the characters."""
+    plate = np.empty((height, width, 3), np.float32)
+    plate[:] = 245
+    style = int(rng.integers(4))
+    rows = np.linspace(0, 1, height, dtype=np.float32)[:, None, None]
+    if style == 1:  # sky gradient fading to white
+        plate[:] = rng.uniform(150, 255, 3) * (1 - rows) + 245 * rows
+    elif style == 2:  # pale colour wash
+        plate[:] = rng.uniform(170, 250, 3)
+    elif style == 3:  # hills or mountains along the bottom
+        ridge = height * (0.75 + 0.12 * np.sin(np.linspace(0, rng.uniform(3, 9), width) + rng.uniform(0, 6)))
+        below = np.arange(height)[:, None] > ridge[None, :]
+        plate[below] = rng.uniform(60, 200, 3)
+    return plate.astype(np.uint8)
+
+
+def _layout_us(rng: np.random.Generator) -> tuple[np.ndarray, list[str]]:
+    width, height = 300, 150
+    dark = rng.random() < 0.15
+    if dark:
+        plate = _blank_plate(width, height, (20, 20, 20), (200, 200, 200), 3)
+        ink = _pick(rng, ((235, 235, 235), (40, 200, 240)))
+        label_ink = ink
+    else:
+        plate = _us_background(rng, width, height)
+        ink = _pick(rng, ((110, 30, 20), (20, 20, 20), (30, 30, 160), (40, 90, 20)))
+        label_ink = _pick(rng, ((130, 40, 10), (30, 30, 170), (20, 20, 20), (40, 110, 30)))
+        cv2.rectangle(plate, (1, 1), (width - 2, height - 2), ink, 2, cv2.LINE_AA)
+    label = _pick(rng, plate_fonts("label"))
+    draw_text(plate, _pick(rng, US_STATES), (50, 8, width - 50, 36), label, label_ink, 0.02)
+    rows = [_fill(rng, _pick(rng, US_PATTERNS))]
+    draw_text(plate, rows[0], (14, 44, width - 14, 118), _pick(rng, plate_fonts("plate")), ink, 0.04, 0.6)
+    if rng.random() < 0.8:
+        draw_text(plate, _pick(rng, US_SLOGANS), (60, 124, width - 60, 142), label, label_ink)
+    if rng.random() < 0.6:  # registration sticker in a top corner
+        x = 10 if rng.random() < 0.5 else width - 42
+        cv2.rectangle(plate, (x, 8), (x + 32, 34), rng.uniform(0, 255, 3).tolist(), -1)
+    return plate, rows
+
+
+def _layout_mercosul(rng: np.random.Generator) -> tuple[np.ndarray, list[str]]:
+    width, height = 338, 110
+    plate = _blank_plate(width, height, (245, 245, 245), (25, 25, 25), 3)
+    band_h = int(height * 0.24)
+    cv2.rectangle(plate, (3, 3), (width - 4, band_h), (150, 70, 10), -1)
+    label = _pick(rng, plate_fonts("label"))
+    draw_text(plate, "BRASIL", (width // 3, 6, 2 * width // 3, band_h - 4), label, (250, 250, 250), 0.1)
+    cv2.rectangle(plate, (width - 40, 7), (width - 14, band_h - 4), (60, 150, 0), -1)
+    cv2.circle(plate, (width - 27, band_h // 2 + 2), 5, (0, 220, 255), -1)
+    cv2.circle(plate, (22, band_h // 2 + 2), 8, (240, 240, 240), 1, cv2.LINE_AA)
+    rows = [_fill(rng, "LLLDLDD")]
+    draw_text(plate, rows[0], (14, band_h + 12, width - 14, height - 12), _pick(rng, plate_fonts("plate")), (20, 20, 20), 0.06, 0.4)
+    return plate, rows
+
+
+def _layout_korea(rng: np.random.Generator) -> tuple[np.ndarray, list[str]]:
+    font = _pick(rng, plate_fonts("plate"))
+    if rng.random() < 0.6:  # new white one-row: 12 GA 3456
+        width, height = 520, 110
+        body, ink = _pick(rng, (((245, 245, 245), (20, 20, 20)), ((245, 215, 150), (20, 20, 20))))
+        plate = _blank_plate(width, height, body, (30, 30, 30), 3)
+        digits_a, syllable, digits_b = _fill(rng, "DD"), _pick(rng, KOREAN_SYLLABLES), _fill(rng, "DDDD")
+        draw_text(plate, digits_a, (30, 16, 150, height - 16), font, ink, 0.05)
+        _draw_hangul_like(plate, (165, 22, 225, height - 22), ink, rng)
+        draw_text(plate, digits_b, (240, 16, width - 30, height - 16), font, ink, 0.05)
+        return plate, [digits_a + syllable + digits_b]
+    width, height = 335, 170  # old two-row: green with white, or yellow commercial with black
+    body, ink = _pick(rng, (((60, 110, 30), (240, 240, 240)), ((30, 200, 240), (20, 20, 20))))
+    plate = _blank_plate(width, height, body, ink, 4)
+    digits_a, syllable, digits_b = _fill(rng, "DD"), _pick(rng, KOREAN_SYLLABLES), _fill(rng, "DDDD")
+    draw_text(plate, digits_a, (90, 12, 180, 62), font, ink, 0.05)
+    _draw_hangul_like(plate, (192, 14, 232, 60), ink, rng)
+    draw_text(plate, digits_b, (20, 72, width - 20, height - 14), font, ink, 0.05)
+    return plate, [digits_a + syllable, digits_b]
+
+
+def _layout_dark(rng: np.random.Generator) -> tuple[np.ndarray, list[str]]:
+    """Black plates with white or silver characters (older European and Asian plates)."""
+    two_rows = rng.random() < 0.3
+    rows = random_plate_text(rng, two_rows)
+    width, height = (300, 170) if two_rows else (int(110 * rng.uniform(3.2, 4.7)), 110)
+    ink = _pick(rng, ((235, 235, 235), (190, 195, 200)))
+    plate = _blank_plate(width, height, (18, 18, 22), ink, int(rng.integers(0, 5)))
+    font = _pick(rng, plate_fonts("plate"))
+    if two_rows:
+        draw_text(plate, rows[0], (60, 14, width - 60, 70), font, ink, 0.05)
+        draw_text(plate, rows[1], (16, 84, width - 16, height - 14), font, ink, 0.05)
+    else:
+        draw_text(plate, rows[0], (16, 18, width - 16, height - 18), font, ink, 0.06)
+    return plate, rows
+
+
+def _layout_generic(rng: np.random.Generator) -> tuple[np.ndarray, list[str]]:
+    """White or yellow plates with a dark border and coloured ink (the first generation's look)."""
+    two_rows = rng.random() < 0.35
+    rows = random_plate_text(rng, two_rows)
+    width = int(PLATE_RENDER_HEIGHT * (rng.uniform(1.3, 2.2) if two_rows else rng.uniform(2.0, 4.7)))
+    body = np.clip(np.array(_pick(rng, PLATE_COLORS_BGR)) * rng.uniform(0.85, 1.05), 0, 255)
+    ink = _pick(rng, INK_COLORS_BGR)
+    plate = _blank_plate(width, PLATE_RENDER_HEIGHT, body.tolist(), ink, int(rng.integers(2, 8)))
+    font, height = _pick(rng, plate_fonts("plate")), PLATE_RENDER_HEIGHT
+    if two_rows:
+        draw_text(plate, rows[0], (width // 5, 12, width - width // 5, 42), font, ink, 0.05)
+        draw_text(plate, rows[1], (12, 50, width - 12, height - 12), font, ink, 0.05)
+    else:
+        draw_text(plate, rows[0], (12, 16, width - 12, height - 16), font, ink, 0.05)
+    return plate, rows
+
+
+# name -> (renderer, real plate width in metres: sets the car's size around it)
+PLATE_LAYOUTS = {
+    "eu": (_layout_eu, 0.52),
+    "us": (_layout_us, 0.305),
+    "mercosul": (_layout_mercosul, 0.40),
+    "korea": (_layout_korea, 0.45),
+    "dark": (_layout_dark, 0.50),
+    "generic": (_layout_generic, 0.45),
+}
+
+
+def _add_plate_wear(rng: np.random.Generator, plate: np.ndarray) -> np.ndarray:
+    """Screws, dirt, a cast shadow and glare on a flat plate; returns a new uint8 array."""
+    height, width = plate.shape[:2]
+    if rng.random() < 0.7:  # screws or bolts: two at the top, sometimes two more at the bottom
+        radius = max(3, int(height * rng.uniform(0.035, 0.06)))
+        ys = (int(height * 0.14),) if rng.random() < 0.6 else (int(height * 0.14), int(height * 0.86))
+        metal = rng.uniform(110, 230)
+        for y in ys:
+            for x in (int(width * 0.22), int(width * 0.78)):
+                cv2.circle(plate, (x, y), radius, (metal, metal, metal * 0.97), -1, cv2.LINE_AA)
+                cv2.line(plate, (x - radius + 1, y), (x + radius - 1, y), (metal * 0.4,) * 3, 1, cv2.LINE_AA)
+    result = plate.astype(np.float32)
+    if rng.random() < 0.4:  # dirt: low-frequency brown blotches
+        dirt = _smooth_noise(rng, height, width, 4)[..., None] * rng.uniform(0.1, 0.5)
+        result = result * (1 - dirt) + np.array([50, 70, 90], np.float32) * dirt
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    if rng.random() < 0.3:  # a soft-edged shadow across part of the plate (bumper, frame, tree)
+        normal = rng.normal(size=2)
+        side = (xs - width * rng.uniform(0.2, 0.8)) * normal[0] + (ys - height * rng.uniform(0.2, 0.8)) * normal[1]
+        shade = np.clip(side / (0.05 * width) + 0.5, 0, 1)[..., None]
+        result *= 1.0 - shade * rng.uniform(0.3, 0.6)
+    if rng.random() < 0.25:  # glare: a bright diagonal band
+        band = np.exp(-(((xs - rng.uniform(0, width)) + (ys - height / 2) * rng.uniform(-2, 2)) / (width * 0.12)) ** 2)
+        result += band[..., None] * rng.uniform(40, 110)
+    return np.clip(result, 0, 255).astype(np.uint8)
+
+
+def render_plate(rng: np.random.Generator, layout: str | None = None) -> tuple[np.ndarray, list[str], float]:
+    """Draws one flat plate.
+
+    Args:
+        rng: the image's random generator.
+        layout: a key of PLATE_LAYOUTS; None draws one at random.
     Returns:
-        (canvas uint8 BGR, mask uint8, (x, y) where the plate's top-left corner goes).
+        plate: uint8 BGR (h, w, 3), the plate's whole face (the annotation is its outline).
+        rows: the text rows (1 or 2; spaces and dashes mark gaps).
+        plate_metres: the real plate's width in metres.
     """
-    car_w = int(plate_w * rng.uniform(2.6, 3.6))
-    car_h = int(plate_h * rng.uniform(3.5, 5.5))
+    if layout is None:
+        layout = _pick(rng, sorted(PLATE_LAYOUTS))
+    if layout not in PLATE_LAYOUTS:
+        raise ValueError(f"layout must be one of {sorted(PLATE_LAYOUTS)}, got {layout!r}")
+    renderer, plate_metres = PLATE_LAYOUTS[layout]
+    plate, rows = renderer(rng)
+    return _add_plate_wear(rng, plate), rows, plate_metres
+
+
+def plate_annotation_text(rows: list[str]) -> str:
+    """The annotation text of a plate: its characters without gaps, e.g. ``["AB-12", "CD"]`` -> ``"AB12CD"``."""
+    return "".join(rows).replace(" ", "").replace("-", "")
+
+
+# ----------------------------------------------------------------------------- cars and decoys
+
+
+@dataclass
+class _Car:
+    """A car's rear or front drawn flat around a plate slot."""
+
+    canvas: np.ndarray  # uint8 BGR (h, w, 3)
+    mask: np.ndarray  # uint8 (h, w): 255 where the car is
+    lamps: np.ndarray  # uint8 (h, w): 255 on lamps that glow at night
+    plate_xy: tuple[int, int]  # where the plate's top-left corner goes
+
+
+def _car_lamps(rng, canvas, lamps, car_w, car_h, top, front: bool) -> None:
+    """Two lamps (tail lamps red, headlamps white), rectangles or slanted, plus a centre brake light."""
+    lamp_w, lamp_h = int(car_w * rng.uniform(0.12, 0.22)), int(car_h * rng.uniform(0.07, 0.14))
+    color = _pick(rng, ((200, 220, 235), (170, 200, 220))) if front else _pick(rng, ((30, 30, 190), (40, 60, 210), (20, 20, 140)))
+    slant = int(lamp_h * rng.uniform(-0.6, 0.6))
+    for side in (0, 1):
+        x0 = int(car_w * 0.04) if side == 0 else car_w - int(car_w * 0.04) - lamp_w
+        inner = x0 + lamp_w if side == 0 else x0
+        outer = x0 if side == 0 else x0 + lamp_w
+        poly = np.int32([[outer, top], [inner, top + slant], [inner, top + lamp_h], [outer, top + lamp_h]])
+        cv2.fillPoly(canvas, [poly], color, cv2.LINE_AA)
+        cv2.fillPoly(lamps, [poly], 255)
+        if rng.random() < 0.5:  # amber indicator segment
+            cv2.rectangle(canvas, (x0, top + lamp_h * 2 // 3), (x0 + lamp_w // 3, top + lamp_h), (20, 130, 230), -1)
+    if not front and rng.random() < 0.4:
+        cv2.rectangle(canvas, (car_w // 2 - car_w // 12, int(car_h * 0.04)), (car_w // 2 + car_w // 12, int(car_h * 0.06)), color, -1)
+        cv2.rectangle(lamps, (car_w // 2 - car_w // 12, int(car_h * 0.04)), (car_w // 2 + car_w // 12, int(car_h * 0.06)), 255, -1)
+
+
+def _car_grille(rng, canvas, box, body) -> None:
+    """Horizontal slats or a mesh: dark rectangles that look a little like a plate."""
+    x0, y0, x1, y1 = box
+    cv2.rectangle(canvas, (x0, y0), (x1, y1), (25, 25, 28), -1)
+    slat = _pick(rng, ((150, 150, 155), (body * 0.7).tolist(), (40, 40, 45)))
+    step = max(3, (y1 - y0) // int(rng.integers(3, 8)))
+    if rng.random() < 0.6:
+        for y in range(y0 + step // 2, y1, step):
+            cv2.line(canvas, (x0 + 2, y), (x1 - 2, y), slat, max(1, step // 3))
+    else:
+        for x in range(x0 + step // 2, x1, step):
+            cv2.line(canvas, (x, y0 + 2), (x, y1 - 2), slat, max(1, step // 4))
+
+
+def _render_car_around(rng: np.random.Generator, plate_w: int, plate_h: int, plate_metres: float) -> _Car:
+    """A car's rear or front (body, window, lamps, grille, badge, model name, bumper, wheels) with a plate slot.
+
+    Args:
+        plate_w, plate_h: the flat plate's size in px.
+        plate_metres: the real plate width; the car is about 1.75 m wide at the same scale.
+    """
+    car_w = int(plate_w * 1.75 / plate_metres * rng.uniform(0.9, 1.1))
+    car_h = int(car_w * rng.uniform(0.62, 0.8))
+    front = rng.random() < 0.3
+    body = np.array(_pick(rng, CAR_COLORS_BGR), np.float32) * rng.uniform(0.85, 1.1)
     canvas = np.zeros((car_h, car_w, 3), np.uint8)
     mask = np.zeros((car_h, car_w), np.uint8)
-    color = rng.uniform(10, 240, 3).tolist()
-    radius = car_w // 8
-    cv2.rectangle(canvas, (radius, 0), (car_w - radius, car_h), color, -1)
-    cv2.rectangle(mask, (radius, 0), (car_w - radius, car_h), 255, -1)
-    cv2.rectangle(canvas, (0, radius), (car_w, car_h), color, -1)
-    cv2.rectangle(mask, (0, radius), (car_w, car_h), 255, -1)
-    # Rear window, lights, bumper.
-    cv2.rectangle(canvas, (car_w // 6, car_h // 12), (5 * car_w // 6, car_h // 3), (40.0, 40.0, 50.0), -1)
-    light_color = (30.0, 30.0, 200.0) if rng.random() < 0.6 else (200.0, 220.0, 230.0)
-    light_w, light_h = car_w // 7, car_h // 10
-    cv2.rectangle(canvas, (car_w // 20, car_h // 2), (car_w // 20 + light_w, car_h // 2 + light_h), light_color, -1)
-    cv2.rectangle(
-        canvas, (car_w - car_w // 20 - light_w, car_h // 2), (car_w - car_w // 20, car_h // 2 + light_h), light_color, -1
-    )
-    bumper_y = int(car_h * 0.88)
-    cv2.rectangle(canvas, (0, bumper_y), (car_w, car_h), (np.array(color) * 0.5).tolist(), -1)
-    plate_xy = ((car_w - plate_w) // 2, int(car_h * 0.62))
-    return canvas, mask, plate_xy
+    lamps = np.zeros((car_h, car_w), np.uint8)
+    shoulder = int(car_h * rng.uniform(0.3, 0.42))
+    body_poly = np.int32([[car_w * 0.02, shoulder], [car_w * 0.98, shoulder], [car_w, car_h * 0.9], [0, car_h * 0.9]])
+    roof = np.int32([[car_w * 0.2, 0], [car_w * 0.8, 0], [car_w * 0.93, shoulder + 2], [car_w * 0.07, shoulder + 2]])
+    for poly in (body_poly, roof):
+        cv2.fillPoly(canvas, [poly], body.tolist(), cv2.LINE_AA)
+        cv2.fillPoly(mask, [poly], 255)
+    # Wheels below the body, and the body's shading from the top.
+    for x in (int(car_w * 0.06), int(car_w * 0.78)):
+        cv2.rectangle(canvas, (x, int(car_h * 0.85)), (x + int(car_w * 0.16), car_h - 1), (18, 18, 18), -1)
+        cv2.rectangle(mask, (x, int(car_h * 0.85)), (x + int(car_w * 0.16), car_h - 1), 255, -1)
+    window = np.int32([[car_w * 0.25, car_h * 0.04], [car_w * 0.75, car_h * 0.04], [car_w * 0.87, shoulder - car_h * 0.03], [car_w * 0.13, shoulder - car_h * 0.03]])
+    cv2.fillPoly(canvas, [window], rng.uniform(25, 70, 3).tolist(), cv2.LINE_AA)
+    _car_lamps(rng, canvas, lamps, car_w, car_h, shoulder + int(car_h * 0.04), front)
+
+    plate_x = (car_w - plate_w) // 2
+    plate_y = int(car_h * (0.66 if front else rng.uniform(0.5, 0.6)))
+    if front:
+        _car_grille(rng, canvas, (int(car_w * 0.3), shoulder + int(car_h * 0.05), int(car_w * 0.7), plate_y - int(car_h * 0.03)), body)
+    bumper_y = int(car_h * rng.uniform(0.74, 0.8)) if not front else plate_y + plate_h + int(car_h * 0.03)
+    bumper = (20.0, 20.0, 22.0) if rng.random() < 0.5 else (body * 0.8).tolist()
+    cv2.rectangle(canvas, (0, bumper_y), (car_w - 1, int(car_h * 0.9)), bumper, -1)
+    if front or rng.random() < 0.3:  # air intake or diffuser slots
+        _car_grille(rng, canvas, (int(car_w * 0.25), bumper_y + 3, int(car_w * 0.75), int(car_h * 0.88)), body)
+    # Plate recess, then a frame (chrome or black, dealer text on its bottom bar) around the slot.
+    cv2.rectangle(canvas, (plate_x - plate_h // 6, plate_y - plate_h // 6), (plate_x + plate_w + plate_h // 6, plate_y + plate_h + plate_h // 6), (body * 0.7).tolist(), -1)
+    if rng.random() < 0.4:
+        frame = _pick(rng, ((25, 25, 25), (190, 190, 195)))
+        rim = max(3, plate_h // 10)
+        cv2.rectangle(canvas, (plate_x - rim, plate_y - rim), (plate_x + plate_w + rim, plate_y + plate_h + 2 * rim), frame, -1)
+        draw_text(canvas, _pick(rng, DEALER_WORDS), (plate_x + plate_w // 4, plate_y + plate_h + 1, plate_x + 3 * plate_w // 4, plate_y + plate_h + 2 * rim - 1), _pick(rng, plate_fonts("label")), (235, 235, 235) if frame[0] < 100 else (30, 30, 30))
+    # Badge above the plate; model name on the body (unannotated text).
+    badge = (plate_x + plate_w // 2, plate_y - int(car_h * 0.07))
+    cv2.ellipse(canvas, badge, (max(3, plate_w // 10), max(2, plate_h // 5)), 0, 0, 360, (200, 200, 205), max(1, plate_h // 25), cv2.LINE_AA)
+    if not front and rng.random() < 0.7:
+        word_h = max(6, int(plate_h * rng.uniform(0.15, 0.3)))
+        word_x = int(car_w * rng.uniform(0.6, 0.72))
+        word_y = int(car_h * rng.uniform(0.46, 0.56))
+        draw_text(canvas, _pick(rng, MODEL_NAMES), (word_x, word_y, word_x + int(car_w * 0.2), word_y + word_h), _pick(rng, plate_fonts("label")), (210, 210, 215) if body.mean() < 120 else (40, 40, 45))
+    if rng.random() < 0.3:  # a sticker on the rear window or bumper
+        sx, sy = int(car_w * rng.uniform(0.25, 0.6)), int(car_h * rng.uniform(0.08, 0.2))
+        sticker = (sx, sy, sx + int(plate_w * rng.uniform(0.3, 0.7)), sy + int(plate_h * rng.uniform(0.25, 0.5)))
+        cv2.rectangle(canvas, sticker[:2], sticker[2:], rng.uniform(150, 255, 3).tolist(), -1)
+        draw_text(canvas, _pick(rng, SIGN_WORDS), (sticker[0] + 2, sticker[1] + 2, sticker[2] - 2, sticker[3] - 2), _pick(rng, plate_fonts("label")), rng.uniform(0, 80, 3).tolist())
+    shading = np.linspace(1.15, 0.75, car_h, dtype=np.float32)[:, None, None]
+    canvas = np.clip(canvas * shading, 0, 255).astype(np.uint8)
+    return _Car(canvas, mask, lamps, (plate_x, plate_y))
+
+
+def _decoy(rng: np.random.Generator) -> tuple[np.ndarray, bool]:
+    """An unannotated look-alike: a sign with words, a blank plate-shaped rectangle, lamps or grille slots.
+
+    Returns:
+        (uint8 BGR patch, whether it is lit at night).
+    """
+    kind = int(rng.integers(4))
+    height = int(rng.integers(40, 120))
+    if kind == 0:  # shop or street sign, sticker, or words on a wall (no panel edge)
+        words = " ".join(_pick(rng, SIGN_WORDS) for _ in range(int(rng.integers(1, 3))))
+        width = int(height * rng.uniform(1.5, 6))
+        patch = np.empty((height, width, 3), np.uint8)
+        patch[:] = rng.uniform(0, 255, 3).astype(np.uint8)
+        ink = rng.uniform(0, 60, 3) if patch.mean() > 127 else rng.uniform(190, 255, 3)
+        draw_text(patch, words, (height // 6, height // 5, width - height // 6, height - height // 5), _pick(rng, plate_fonts("label")), ink.tolist())
+        return patch, rng.random() < 0.6
+    if kind == 1:  # blank plate: right shape and colours, no characters
+        width = int(height * rng.uniform(2.0, 4.7))
+        patch = _blank_plate(width, height, _pick(rng, PLATE_COLORS_BGR + ((20, 20, 20),)), (25, 25, 25), int(rng.integers(0, 5)))
+        return patch, False
+    width = int(height * rng.uniform(1.5, 4.5))
+    patch = np.empty((height, width, 3), np.uint8)
+    patch[:] = rng.uniform(10, 90, 3).astype(np.uint8)
+    if kind == 2:  # a pair of rectangular lamps
+        color = _pick(rng, ((30, 30, 200), (200, 220, 235), (20, 130, 230)))
+        cv2.rectangle(patch, (2, height // 4), (width // 3, 3 * height // 4), color, -1)
+        cv2.rectangle(patch, (2 * width // 3, height // 4), (width - 3, 3 * height // 4), color, -1)
+        return patch, True
+    _car_grille(rng, patch, (0, 0, width - 1, height - 1), rng.uniform(40, 220, 3))
+    return patch, False
+
+
+# ----------------------------------------------------------------------------- plate scenes
+
+
+@dataclass
+class _Placed:
+    plate: np.ndarray
+    homography: np.ndarray
+    quad: np.ndarray  # (4, 2) the plate's outline in the image
+    text: str
+    car: _Car | None
+    car_box: np.ndarray | None  # (2, 2) min/max xy of the car's outline
+
+
+def _place_plates(rng: np.random.Generator, config: PlateSceneConfig) -> list[_Placed]:
+    """Draws plates (and their cars) flat, then finds a pose for each that keeps every plate visible.
+
+    A later car is drawn over earlier ones, so its outline may not touch an earlier plate.
+    """
+    width, height = config.width, config.height
+    log_min, log_max = np.log(config.min_plate_width), np.log(config.max_plate_width)
+    placed: list[_Placed] = []
+    for _ in range(int(rng.integers(config.min_plates, config.max_plates + 1))):
+        plate, rows, plate_metres = render_plate(rng, _pick(rng, config.layouts))
+        plate_h, plate_w = plate.shape[:2]
+        car = _render_car_around(rng, plate_w, plate_h, plate_metres) if rng.random() < config.car_ratio else None
+        corners = np.array([[0, 0], [plate_w, 0], [plate_w, plate_h], [0, plate_h]], np.float64)
+        for _attempt in range(MAX_PLACEMENT_TRIES):
+            dst_width = width * float(np.exp(rng.uniform(log_min, log_max)))
+            angles = rng.uniform(-1, 1, 3) * config.max_angle * np.array([1.0, 0.5, 0.3])  # yaw, pitch, roll
+            # plates sit on cars on the road: below the upper third of the picture
+            center = (rng.uniform(0.05, 0.95) * width, rng.uniform(0.45, 0.95) * height)
+            homography = _plane_homography((plate_w, plate_h), dst_width, center, angles)
+            quad = _project(corners, homography)
+            if not _inside(quad, width, height) or any(_quads_overlap(quad, p.quad, 4.0) for p in placed):
+                continue
+            car_box = None
+            if car is not None:
+                car_h, car_w = car.canvas.shape[:2]
+                px, py = car.plate_xy
+                outline = _project(np.array([[-px, -py], [car_w - px, -py], [car_w - px, car_h - py], [-px, car_h - py]], np.float64), homography)
+                car_box = np.stack([outline.min(axis=0), outline.max(axis=0)])
+                if any(_quads_overlap(p.quad, car_box, 2.0) for p in placed):
+                    continue
+            placed.append(_Placed(plate, homography, quad, plate_annotation_text(rows), car, car_box))
+            break
+        else:
+            log.debug("could not place plate %d without overlap; image gets fewer plates", len(placed) + 1)
+    return placed
+
+
+def _draw_decoys(rng: np.random.Generator, image: np.ndarray, config: PlateSceneConfig, lit: np.ndarray) -> None:
+    """Pastes unannotated signs, blank plates, lamps and grilles into the backdrop; marks lit ones in ``lit``."""
+    height, width = image.shape[:2]
+    for _ in range(int(rng.integers(0, config.max_decoys + 1))):
+        patch, glows = _decoy(rng)
+        patch_h, patch_w = patch.shape[:2]
+        dst_width = width * float(np.exp(rng.uniform(np.log(0.03), np.log(0.3))))
+        angles = rng.uniform(-1, 1, 3) * np.array([30.0, 15.0, 8.0])
+        center = (rng.uniform(0, 1) * width, rng.uniform(0.05, 0.95) * height)
+        homography = _plane_homography((patch_w, patch_h), dst_width, center, angles)
+        _paste_warped(image, patch, homography)
+        if glows:
+            quad = _project(np.array([[0, 0], [patch_w, 0], [patch_w, patch_h], [0, patch_h]], np.float64), homography)
+            cv2.fillPoly(lit, [np.rint(quad).astype(np.int32)], 1.0)
+
+
+def _night(rng: np.random.Generator, image: np.ndarray, lit: np.ndarray, glow: np.ndarray) -> np.ndarray:
+    """Dark, tinted scene; plates and lit signs stay bright; lamps and street lights bloom.
+
+    Args:
+        image: uint8 BGR (H, W, 3).
+        lit: float32 (H, W), 1 on plates and lit signs.
+        glow: float32 (H, W, 3), light emitted by lamps (BGR, 0-255).
+    """
+    height, width = image.shape[:2]
+    darkness = rng.uniform(0.3, 0.55)
+    tint = _pick(rng, ((1.0, 0.8, 1.1), (0.8, 0.9, 1.2), (1.1, 0.9, 0.9), (1.0, 1.0, 1.0)))
+    gain = darkness + lit * (rng.uniform(0.6, 1.0) - darkness)
+    result = image.astype(np.float32) * gain[..., None] * np.array(tint, np.float32)
+    for _ in range(int(rng.integers(2, 9))):  # street lights and distant headlights above the road
+        center = (int(rng.uniform(0, width)), int(rng.uniform(0, height * 0.6)))
+        cv2.circle(glow, center, int(rng.integers(2, 6)), _pick(rng, ((120, 200, 255), (255, 255, 255), (60, 60, 255))), -1)
+    small = cv2.resize(glow, (width // 4, height // 4), interpolation=cv2.INTER_AREA)
+    bloom = cv2.resize(cv2.GaussianBlur(small, (0, 0), max(2.0, width / 120)), (width, height))
+    result = result + glow * 1.5 + bloom * rng.uniform(2.0, 5.0)
+    return np.clip(result, 0, 255).astype(np.uint8)
 
 
 def generate_plate_scene(
     rng: np.random.Generator, config: PlateSceneConfig = PlateSceneConfig()
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Draws one street scene with 1-3 license plates.
+    """Draws one street scene with license plates on cars, among unannotated look-alikes.
 
     Args:
         rng: the image's random generator (see ``image_rng``).
         config: sizes and ranges.
     Returns:
-        image: uint8 BGR (height, width, 3), already blurred, noised and JPEG-degraded.
-        quads: float32 (N, 4, 2), pixel xy, clockwise from top-left: the outline of each warped plate.
+        image: uint8 BGR (height, width, 3), degraded unless ``config.degrade`` is False.
+        quads: float32 (N, 4, 2), pixel xy, clockwise from top-left: the outline of each whole plate.
         texts: N plate strings (letters and digits, no spaces).
     """
     width, height = config.width, config.height
     image = draw_street_background(rng, width, height, config.clutter)
-    wanted = int(rng.integers(config.min_plates, config.max_plates + 1))
-
-    placed: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (plate image, homography, quad)
-    texts: list[str] = []
-    log_min, log_max = np.log(config.min_plate_width), np.log(config.max_plate_width)
-    for _ in range(wanted):
-        rows = random_plate_text(rng, rng.random() < config.two_row_ratio)
-        plate = render_plate(rng, rows)
-        plate_h, plate_w = plate.shape[:2]
-        corners = np.array([[0, 0], [plate_w, 0], [plate_w, plate_h], [0, plate_h]], np.float64)
-        for _attempt in range(MAX_PLACEMENT_TRIES):
-            dst_width = width * float(np.exp(rng.uniform(log_min, log_max)))
-            angles = rng.uniform(-1, 1, 3) * config.max_angle
-            center = (rng.uniform(0.05, 0.95) * width, rng.uniform(0.15, 0.95) * height)
-            homography = _plane_homography((plate_w, plate_h), dst_width, center, angles)
-            quad = _project(corners, homography)
-            if _inside(quad, width, height) and not any(_quads_overlap(quad, other, 4.0) for _, _, other in placed):
-                placed.append((plate, homography, quad))
-                texts.append("".join(rows).replace(" ", ""))
-                break
-        else:
-            log.debug("could not place plate %d without overlap; image gets fewer plates", len(placed) + 1)
-
-    # Cars first, every plate afterwards, so a car never hides another car's plate.
-    for plate, homography, _quad in placed:
-        if rng.random() < config.car_ratio:
-            plate_h, plate_w = plate.shape[:2]
-            car, car_mask, (px, py) = _render_car_around(rng, plate_w, plate_h)
-            shift = np.array([[1, 0, -px], [0, 1, -py], [0, 0, 1]], np.float64)
-            _paste_warped(image, car, homography @ shift, car_mask)
-    for plate, homography, _quad in placed:
-        _paste_warped(image, plate, homography)
-
+    night = config.degrade and rng.random() < config.night_ratio
+    lit = np.zeros((height, width), np.float32)
+    glow = np.zeros((height, width, 3), np.float32)
+    _draw_decoys(rng, image, config, lit)
+    placed = _place_plates(rng, config)
+    for item in placed:  # each car, then its plate, so later cars never hide an earlier plate
+        if item.car is not None:
+            px, py = item.car.plate_xy
+            car_homography = item.homography @ np.array([[1, 0, -px], [0, 1, -py], [0, 0, 1]], np.float64)
+            _paste_warped(image, item.car.canvas, car_homography, item.car.mask)
+            if night:
+                lamp_image = np.zeros(item.car.canvas.shape, np.uint8)
+                lamp_image[item.car.lamps > 0] = item.car.canvas[item.car.lamps > 0]
+                _paste_warped(glow, lamp_image, car_homography, item.car.lamps)
+        _paste_warped(image, item.plate, item.homography)
+        cv2.fillPoly(lit, [np.rint(item.quad).astype(np.int32)], 1.0)
+    if night:
+        image = _night(rng, image, lit, glow)
     if config.degrade:
         image = _degrade(rng, image, config.jpeg_quality)
-    if placed:
-        quads = np.stack([order_quad(quad) for _, _, quad in placed]).astype(np.float32)
-    else:
-        quads = np.zeros((0, 4, 2), np.float32)
-    return image, quads, texts
+    if not placed:
+        return image, np.zeros((0, 4, 2), np.float32), []
+    quads = order_clockwise_from_top_left(np.stack([item.quad for item in placed]))
+    return image, quads.astype(np.float32), [item.text for item in placed]
 
 
 # ----------------------------------------------------------------------------- degradations
@@ -551,7 +1102,7 @@ def generate_text_scene(
                 break
     image = _degrade(rng, image, (50, 95))
     if quads:
-        return image, np.stack([order_quad(q) for q in quads]).astype(np.float32), texts
+        return image, order_clockwise_from_top_left(np.stack(quads)).astype(np.float32), texts
     return image, np.zeros((0, 4, 2), np.float32), texts
 
 
@@ -648,13 +1199,21 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
         sub.add_argument("--width", type=int, default=640, help="image width, px")
         sub.add_argument("--height", type=int, default=480, help="image height, px")
         if name == "plates":
-            sub.add_argument("--min_plates", type=int, default=1)
-            sub.add_argument("--max_plates", type=int, default=3)
-            sub.add_argument("--min_plate_width", type=float, default=0.02, help="fraction of the image width")
-            sub.add_argument("--max_plate_width", type=float, default=0.25, help="fraction of the image width")
-            sub.add_argument("--max_angle", type=float, default=30.0, help="largest yaw/pitch/roll, degrees")
-            sub.add_argument("--clutter", type=float, default=1.0,
+            plates = PlateSceneConfig()
+            sub.add_argument("--min_plates", type=int, default=plates.min_plates)
+            sub.add_argument("--max_plates", type=int, default=plates.max_plates)
+            sub.add_argument("--min_plate_width", type=float, default=plates.min_plate_width,
+                             help="fraction of the image width")
+            sub.add_argument("--max_plate_width", type=float, default=plates.max_plate_width,
+                             help="fraction of the image width")
+            sub.add_argument("--max_angle", type=float, default=plates.max_angle, help="largest yaw, degrees (pitch to half, roll to 0.3 of it)")
+            sub.add_argument("--clutter", type=float, default=plates.clutter,
                              help="0-1: windows, lane markings, poles and wires in the background")
+            sub.add_argument("--layouts", default=",".join(plates.layouts),
+                             help=f"comma-separated plate layouts out of {','.join(LAYOUT_NAMES)}")
+            sub.add_argument("--night_ratio", type=float, default=plates.night_ratio, help="share of night scenes")
+            sub.add_argument("--max_decoys", type=int, default=plates.max_decoys,
+                             help="most unannotated signs, blank plates, lamps and grilles per image")
         else:
             sub.add_argument("--max_words", type=int, default=8)
     return parser.parse_args(argv)
@@ -673,6 +1232,9 @@ def main(argv: list[str] | None = None) -> int:
                 max_plate_width=args.max_plate_width,
                 max_angle=args.max_angle,
                 clutter=args.clutter,
+                layouts=tuple(name.strip() for name in args.layouts.split(",") if name.strip()),
+                night_ratio=args.night_ratio,
+                max_decoys=args.max_decoys,
             )
             paths = write_plate_dataset(args.output_dir, args.count, args.seed, config, start=args.start)
         else:

@@ -1,4 +1,7 @@
-"""Tests for synthetic_data.py: determinism, quad validity, visible plates, file formats."""
+"""Tests for synthetic_data.py: determinism, quad validity, plates hugged by their quads, decoys, file formats."""
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -45,14 +48,16 @@ def test_quads_inside_clockwise_from_top_left(seed):
         assert int(np.argmin(quad.sum(axis=1))) == 0, "quad must start at the top-left point"
         assert text.isalnum() and text.isupper() or text.isdigit()
         width = np.linalg.norm(quad[1] - quad[0])
-        assert 0.01 * SMALL.width < width < 0.35 * SMALL.width
+        # the sampled width is before the perspective warp, which can grow the near edge a little
+        assert 0.6 * SMALL.min_plate_width * SMALL.width < width < 1.3 * SMALL.max_plate_width * SMALL.width
 
 
-def test_plate_pixels_differ_from_background_inside_quad():
-    config = sd.PlateSceneConfig(
-        width=320, height=240, min_plate_width=0.1, max_plate_width=0.25, car_ratio=0.0, degrade=False
-    )
-    for index in range(6):
+@pytest.mark.parametrize("layout", sd.LAYOUT_NAMES)
+def test_quad_hugs_the_whole_plate(layout):
+    """On the bare backdrop (no car, no decoys, no degradation) the quad covers exactly the plate's pixels."""
+    config = sd.PlateSceneConfig(width=320, height=240, min_plate_width=0.1, max_plate_width=0.4, car_ratio=0.0,
+                                 degrade=False, max_decoys=0, layouts=(layout,))
+    for index in range(3):
         # generate_plate_scene draws the background first from the same generator state.
         background = sd.draw_street_background(sd.image_rng(3, index), config.width, config.height)
         image, quads, _ = sd.generate_plate_scene(sd.image_rng(3, index), config)
@@ -64,9 +69,54 @@ def test_plate_pixels_differ_from_background_inside_quad():
             inside |= one
             core = cv2.erode(one, np.ones((3, 3), np.uint8))  # fillPoly also takes the boundary pixels
             assert np.mean(difference[core > 0] > 0) > 0.95, "the quad must cover the plate, not background"
-        # Outside the plates (grown by a pixel for anti-aliasing) the image is the bare background.
+        # Outside the plates (grown by a pixel for anti-aliasing) the image is the bare background:
+        # nothing of the plate (band, border, screws) sticks out of its quad.
         outside = cv2.dilate(inside, np.ones((3, 3), np.uint8)) == 0
         assert difference[outside].max() == 0
+
+
+def test_decoys_and_cars_are_not_annotated():
+    config = sd.PlateSceneConfig(width=320, height=240, min_plates=1, max_plates=1, car_ratio=1.0, max_decoys=6,
+                                 degrade=False)
+    drawn_outside = []
+    for index in range(6):
+        background = sd.draw_street_background(sd.image_rng(5, index), config.width, config.height)
+        image, quads, texts = sd.generate_plate_scene(sd.image_rng(5, index), config)
+        assert len(quads) == len(texts) <= 1
+        changed = np.abs(image.astype(np.int16) - background.astype(np.int16)).max(axis=2) > 0
+        for quad in quads:
+            cv2.fillPoly(changed.view(np.uint8), [np.rint(quad).astype(np.int32)], 0)
+        drawn_outside.append(changed.mean())
+    # cars, signs, blank plates, lamps and grilles cover much of the image, yet only the plate is annotated
+    assert np.mean(drawn_outside) > 0.05
+
+
+@pytest.mark.parametrize("layout", sd.LAYOUT_NAMES)
+def test_every_layout_renders_with_characters(layout):
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        plate, rows, plate_metres = sd.render_plate(rng, layout)
+        assert plate.dtype == np.uint8 and plate.ndim == 3 and 1.2 < plate.shape[1] / plate.shape[0] < 5.0
+        assert rows and len(rows) <= 2 and 0.2 < plate_metres < 0.6
+        assert sd.plate_annotation_text(rows).isalnum()
+        gray = cv2.cvtColor(plate, cv2.COLOR_BGR2GRAY)
+        assert gray.std() > 25, "characters contrast with the plate"
+    with pytest.raises(ValueError, match="layout"):
+        sd.render_plate(rng, "atlantis")
+
+
+def test_fonts_load_and_hershey_fallback_draws():
+    for role in ("plate", "label"):
+        fonts = sd.plate_fonts(role)
+        assert fonts and all(set(sd.GLYPH_CHARS) <= set(font.glyphs) for font in fonts)
+    hershey = sd.GlyphFont("hershey", sd._glyphs_from_hershey(sd.HERSHEY_FONTS[0]))
+    for font in (hershey, sd.plate_fonts("plate")[0]):
+        mask = sd.text_mask("AB 12", font)
+        assert mask.ndim == 2 and mask.shape[1] > 2 * mask.shape[0] and mask.max() > 0.9
+        canvas = np.full((40, 160, 3), 255, np.uint8)
+        sd.draw_text(canvas, "AB 12", (10, 5, 150, 35), font, (0, 0, 0))
+        ink = canvas.min(axis=2) < 128
+        assert ink[5:35, 10:150].sum() == ink.sum() > 100, "text stays inside its box"
 
 
 def test_degraded_plates_stay_visible():
@@ -81,11 +131,11 @@ def test_degraded_plates_stay_visible():
             assert gray[mask > 0].std() > 10.0, "dark text on a light plate gives contrast inside the quad"
 
 
-def test_order_quad_fixes_winding_and_start():
-    counter_clockwise = np.array([[10, 10], [10, 20], [40, 20], [40, 10]], np.float32)
-    np.testing.assert_array_equal(sd.order_quad(counter_clockwise), [[10, 10], [40, 10], [40, 20], [10, 20]])
-    rotated = np.array([[40, 20], [10, 20], [10, 10], [40, 10]], np.float32)
-    np.testing.assert_array_equal(sd.order_quad(rotated), [[10, 10], [40, 10], [40, 20], [10, 20]])
+def test_quads_use_the_project_corner_order():
+    assert not hasattr(sd, "order_quad")
+    geometry = pytest.importorskip("geometry")
+    _, quads, _ = sd.generate_plate_scene(sd.image_rng(11, 0), SMALL)
+    np.testing.assert_array_equal(quads, geometry.order_clockwise_from_top_left(quads))
 
 
 def test_plate_files_parse(tmp_path):
@@ -143,6 +193,10 @@ def test_config_rejects_bad_sizes():
         sd.PlateSceneConfig(min_plates=3, max_plates=2)
     with pytest.raises(ValueError, match="clutter"):
         sd.PlateSceneConfig(clutter=1.5)
+    with pytest.raises(ValueError, match="layouts"):
+        sd.PlateSceneConfig(layouts=("eu", "mars"))
+    with pytest.raises(ValueError, match="night_ratio"):
+        sd.PlateSceneConfig(night_ratio=2.0)
 
 
 def _edge_density(image) -> float:
@@ -153,3 +207,17 @@ def test_less_clutter_gives_a_plainer_background():
     busy = [sd.draw_street_background(sd.image_rng(9, k), 320, 240, clutter=1.0) for k in range(6)]
     quiet = [sd.draw_street_background(sd.image_rng(9, k), 320, 240, clutter=0.0) for k in range(6)]
     assert sum(map(_edge_density, quiet)) < sum(map(_edge_density, busy))
+
+
+def test_cli_output_passes_data_preprocessor_stats(tmp_path):
+    out = tmp_path / "plates"
+    assert sd.main(["plates", "--output_dir", str(out), "--count", "4", "--seed", "1", "--width", "320",
+                    "--height", "240", "--max_plates", "2"]) == 0
+    project = Path(sd.__file__).resolve().parent
+    result = subprocess.run([sys.executable, "data_preprocessor.py", "stats", f"--data_path={out}", "--json"],
+                            cwd=project, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    stats = json.loads(result.stdout.strip().splitlines()[-1])
+    expected = sum(len((out / f"plate_{k:05d}.txt").read_text().splitlines()) for k in range(4))
+    assert stats["format"] == "plate" and stats["images"] == 4 and stats["boxes"] == expected
+    assert stats["dont_care"] == 0 and not stats["skipped"] and not stats["fixed"]
