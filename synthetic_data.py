@@ -18,7 +18,7 @@ Plate layouts (``PLATE_LAYOUTS``; the annotation is always the whole plate's out
 - ``dark``: black plates with white or silver characters, one or two rows.
 - ``generic``: the first generation's white or yellow plates with coloured ink and a dark border.
 
-Every plate gets screws, dirt, cast shadows or glare at random; 70% sit on a car's rear or front (body
+Every plate gets screws, dirt, cast shadows or glare at random; 90% sit on a car's rear or front (body
 colour, window, tail or head lamps, grille, bumper, badge, model name, stickers, a dealer frame around the plate).
 Unannotated decoys (shop and street signs, words on walls, blank plate-shaped rectangles, lamp pairs, grille
 slots) go in the backdrop. 20% of scenes are at night (dark, tinted, lamps blooming, plates lit); then light,
@@ -125,7 +125,7 @@ class PlateSceneConfig:
     max_plate_width: float = 0.6
     max_angle: float = 30.0
     two_row_ratio: float = 0.3
-    car_ratio: float = 0.7
+    car_ratio: float = 0.9
     jpeg_quality: tuple[int, int] = (35, 95)
     degrade: bool = True
     clutter: float = 1.0
@@ -690,7 +690,8 @@ def _add_plate_wear(rng: np.random.Generator, plate: np.ndarray) -> np.ndarray:
     if rng.random() < 0.4:  # dirt: low-frequency brown blotches
         dirt = _smooth_noise(rng, height, width, 4)[..., None] * rng.uniform(0.1, 0.5)
         result = result * (1 - dirt) + np.array([50, 70, 90], np.float32) * dirt
-    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    ys = np.arange(height, dtype=np.float32)[:, None]
+    xs = np.arange(width, dtype=np.float32)[None, :]
     if rng.random() < 0.3:  # a soft-edged shadow across part of the plate (bumper, frame, tree)
         normal = rng.normal(size=2)
         side = (xs - width * rng.uniform(0.2, 0.8)) * normal[0] + (ys - height * rng.uniform(0.2, 0.8)) * normal[1]
@@ -738,6 +739,12 @@ class _Car:
     mask: np.ndarray  # uint8 (h, w): 255 where the car is
     lamps: np.ndarray  # uint8 (h, w): 255 on lamps that glow at night
     plate_xy: tuple[int, int]  # where the plate's top-left corner goes
+    scale: float  # car canvas px per flat-plate px (cars are drawn only as finely as the scene shows them)
+
+    def to_plate(self) -> np.ndarray:
+        """3x3 map from car canvas px to flat-plate px (compose with the plate's homography)."""
+        px, py = self.plate_xy
+        return np.array([[1 / self.scale, 0, -px / self.scale], [0, 1 / self.scale, -py / self.scale], [0, 0, 1]])
 
 
 def _car_lamps(rng, canvas, lamps, car_w, car_h, top, front: bool) -> None:
@@ -773,13 +780,19 @@ def _car_grille(rng, canvas, box, body) -> None:
             cv2.line(canvas, (x, y0 + 2), (x, y1 - 2), slat, max(1, step // 4))
 
 
-def _render_car_around(rng: np.random.Generator, plate_w: int, plate_h: int, plate_metres: float) -> _Car:
+def _render_car_around(
+    rng: np.random.Generator, flat_w: int, flat_h: int, plate_metres: float, scale: float = 1.0
+) -> _Car:
     """A car's rear or front (body, window, lamps, grille, badge, model name, bumper, wheels) with a plate slot.
 
     Args:
-        plate_w, plate_h: the flat plate's size in px.
+        flat_w, flat_h: the flat plate's size in px.
         plate_metres: the real plate width; the car is about 1.75 m wide at the same scale.
+        scale: canvas px per flat-plate px, <= 1 (a car seen small is drawn small).
     """
+    plate_w = max(8, int(round(flat_w * scale)))
+    scale = plate_w / flat_w
+    plate_h = max(3, int(round(flat_h * scale)))
     car_w = int(plate_w * 1.75 / plate_metres * rng.uniform(0.9, 1.1))
     car_h = int(car_w * rng.uniform(0.62, 0.8))
     front = rng.random() < 0.3
@@ -793,12 +806,14 @@ def _render_car_around(rng: np.random.Generator, plate_w: int, plate_h: int, pla
     for poly in (body_poly, roof):
         cv2.fillPoly(canvas, [poly], body.tolist(), cv2.LINE_AA)
         cv2.fillPoly(mask, [poly], 255)
-    # Wheels below the body, and the body's shading from the top.
+    # The car's shadow on the road, then wheels below the body.
+    cv2.ellipse(canvas, (car_w // 2, int(car_h * 0.95)), (int(car_w * 0.52), int(car_h * 0.06)), 0, 0, 360, (12, 12, 12), -1)
+    cv2.ellipse(mask, (car_w // 2, int(car_h * 0.95)), (int(car_w * 0.52), int(car_h * 0.06)), 0, 0, 360, 140, -1)
     for x in (int(car_w * 0.06), int(car_w * 0.78)):
         cv2.rectangle(canvas, (x, int(car_h * 0.85)), (x + int(car_w * 0.16), car_h - 1), (18, 18, 18), -1)
         cv2.rectangle(mask, (x, int(car_h * 0.85)), (x + int(car_w * 0.16), car_h - 1), 255, -1)
     window = np.int32([[car_w * 0.25, car_h * 0.04], [car_w * 0.75, car_h * 0.04], [car_w * 0.87, shoulder - car_h * 0.03], [car_w * 0.13, shoulder - car_h * 0.03]])
-    cv2.fillPoly(canvas, [window], rng.uniform(25, 70, 3).tolist(), cv2.LINE_AA)
+    cv2.fillPoly(canvas, [window], (rng.uniform(25, 80) + rng.uniform(-8, 12, 3)).tolist(), cv2.LINE_AA)
     _car_lamps(rng, canvas, lamps, car_w, car_h, shoulder + int(car_h * 0.04), front)
 
     plate_x = (car_w - plate_w) // 2
@@ -832,7 +847,7 @@ def _render_car_around(rng: np.random.Generator, plate_w: int, plate_h: int, pla
         draw_text(canvas, _pick(rng, SIGN_WORDS), (sticker[0] + 2, sticker[1] + 2, sticker[2] - 2, sticker[3] - 2), _pick(rng, plate_fonts("label")), rng.uniform(0, 80, 3).tolist())
     shading = np.linspace(1.15, 0.75, car_h, dtype=np.float32)[:, None, None]
     canvas = np.clip(canvas * shading, 0, 255).astype(np.uint8)
-    return _Car(canvas, mask, lamps, (plate_x, plate_y))
+    return _Car(canvas, mask, lamps, (plate_x, plate_y), scale)
 
 
 def _decoy(rng: np.random.Generator) -> tuple[np.ndarray, bool]:
@@ -891,10 +906,12 @@ def _place_plates(rng: np.random.Generator, config: PlateSceneConfig) -> list[_P
     for _ in range(int(rng.integers(config.min_plates, config.max_plates + 1))):
         plate, rows, plate_metres = render_plate(rng, _pick(rng, config.layouts))
         plate_h, plate_w = plate.shape[:2]
-        car = _render_car_around(rng, plate_w, plate_h, plate_metres) if rng.random() < config.car_ratio else None
+        dst_width = width * float(np.exp(rng.uniform(log_min, log_max)))
+        car = None
+        if rng.random() < config.car_ratio:
+            car = _render_car_around(rng, plate_w, plate_h, plate_metres, min(1.0, 1.5 * dst_width / plate_w))
         corners = np.array([[0, 0], [plate_w, 0], [plate_w, plate_h], [0, plate_h]], np.float64)
         for _attempt in range(MAX_PLACEMENT_TRIES):
-            dst_width = width * float(np.exp(rng.uniform(log_min, log_max)))
             angles = rng.uniform(-1, 1, 3) * config.max_angle * np.array([1.0, 0.5, 0.3])  # yaw, pitch, roll
             # plates sit on cars on the road: below the upper third of the picture
             center = (rng.uniform(0.05, 0.95) * width, rng.uniform(0.45, 0.95) * height)
@@ -905,8 +922,8 @@ def _place_plates(rng: np.random.Generator, config: PlateSceneConfig) -> list[_P
             car_box = None
             if car is not None:
                 car_h, car_w = car.canvas.shape[:2]
-                px, py = car.plate_xy
-                outline = _project(np.array([[-px, -py], [car_w - px, -py], [car_w - px, car_h - py], [-px, car_h - py]], np.float64), homography)
+                outline = _project(np.array([[0, 0], [car_w, 0], [car_w, car_h], [0, car_h]], np.float64),
+                                   homography @ car.to_plate())
                 car_box = np.stack([outline.min(axis=0), outline.max(axis=0)])
                 if any(_quads_overlap(p.quad, car_box, 2.0) for p in placed):
                     continue
@@ -977,8 +994,7 @@ def generate_plate_scene(
     placed = _place_plates(rng, config)
     for item in placed:  # each car, then its plate, so later cars never hide an earlier plate
         if item.car is not None:
-            px, py = item.car.plate_xy
-            car_homography = item.homography @ np.array([[1, 0, -px], [0, 1, -py], [0, 0, 1]], np.float64)
+            car_homography = item.homography @ item.car.to_plate()
             _paste_warped(image, item.car.canvas, car_homography, item.car.mask)
             if night:
                 lamp_image = np.zeros(item.car.canvas.shape, np.uint8)
@@ -999,33 +1015,46 @@ def generate_plate_scene(
 # ----------------------------------------------------------------------------- degradations
 
 
-def _degrade(rng: np.random.Generator, image: np.ndarray, jpeg_quality: tuple[int, int]) -> np.ndarray:
-    """Lighting gradient and gamma, blur (Gaussian or motion), sensor noise, JPEG artifacts."""
-    height, width = image.shape[:2]
-    result = image.astype(np.float32)
-
-    # Lighting: a linear gain ramp in a random direction, then gamma.
-    direction = rng.normal(size=2)
-    direction /= np.linalg.norm(direction) + 1e-9
-    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
-    ramp = (xs / width - 0.5) * direction[0] + (ys / height - 0.5) * direction[1]
-    gain = rng.uniform(0.7, 1.2) + ramp * rng.uniform(0.0, 0.6)
-    result *= gain[..., None]
-    gamma = rng.uniform(0.7, 1.4)
-    result = 255.0 * (np.clip(result, 0, 255) / 255.0) ** gamma
-
-    blur = rng.random()
-    if blur < 0.35:
-        result = cv2.GaussianBlur(result, (0, 0), rng.uniform(0.5, 1.5))
-    elif blur < 0.5:
-        length = int(rng.integers(3, 7))
+def _blur(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
+    """One of: none, Gaussian, motion (a rotated line kernel), defocus (a disc kernel), low resolution."""
+    kind = rng.random()
+    if kind < 0.3:
+        return cv2.GaussianBlur(image, (0, 0), rng.uniform(0.5, 1.5))
+    if kind < 0.45:
+        length = int(rng.integers(3, 10))
         kernel = np.zeros((length, length), np.float32)
-        kernel[length // 2, :] = 1.0 / length
+        kernel[length // 2, :] = 1.0
         rotation = cv2.getRotationMatrix2D(((length - 1) / 2, (length - 1) / 2), rng.uniform(0, 180), 1.0)
         kernel = cv2.warpAffine(kernel, rotation, (length, length))
-        result = cv2.filter2D(result, -1, kernel / max(kernel.sum(), 1e-6))
+        return cv2.filter2D(image, -1, kernel / max(kernel.sum(), 1e-6))
+    if kind < 0.55:
+        radius = rng.uniform(1.0, 3.0)
+        size = 2 * int(np.ceil(radius)) + 1
+        kernel = cv2.circle(np.zeros((size, size), np.float32), (size // 2, size // 2), int(round(radius)), 1.0, -1)
+        return cv2.filter2D(image, -1, kernel / kernel.sum())
+    if kind < 0.65:
+        height, width = image.shape[:2]
+        factor = rng.uniform(0.35, 0.7)
+        small = cv2.resize(image, (max(1, int(width * factor)), max(1, int(height * factor))), interpolation=cv2.INTER_AREA)
+        return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
+    return image
 
-    result += rng.normal(0, rng.uniform(0, 8), result.shape).astype(np.float32)
+
+def _degrade(rng: np.random.Generator, image: np.ndarray, jpeg_quality: tuple[int, int]) -> np.ndarray:
+    """Lighting gradient, gamma and white balance, blur (see ``_blur``), sensor noise, JPEG artifacts."""
+    height, width = image.shape[:2]
+    result = image.astype(np.float32)
+    # Lighting: a linear gain ramp in a random direction, white balance, then gamma (a lookup table).
+    direction = rng.normal(size=2)
+    direction /= np.linalg.norm(direction) + 1e-9
+    ramp = (np.arange(width, dtype=np.float32)[None, :] / width - 0.5) * direction[0] + (
+        np.arange(height, dtype=np.float32)[:, None] / height - 0.5) * direction[1]
+    gain = rng.uniform(0.7, 1.2) + ramp * rng.uniform(0.0, 0.6)
+    result = result * gain[..., None] * rng.uniform(0.9, 1.1, 3).astype(np.float32)
+    gamma_table = (255.0 * (np.arange(256) / 255.0) ** rng.uniform(0.7, 1.4)).astype(np.uint8)
+    result = cv2.LUT(np.clip(result, 0, 255).astype(np.uint8), gamma_table)
+    result = _blur(rng, result).astype(np.float32)
+    result += rng.standard_normal(result.shape, dtype=np.float32) * rng.uniform(0, 8)
     result = np.clip(result, 0, 255).astype(np.uint8)
 
     quality = int(rng.integers(jpeg_quality[0], jpeg_quality[1] + 1))
