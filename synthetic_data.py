@@ -780,6 +780,41 @@ def _car_grille(rng, canvas, box, body) -> None:
             cv2.line(canvas, (x, y0 + 2), (x, y1 - 2), slat, max(1, step // 4))
 
 
+def _car_plate_surround(rng, canvas, slot, body) -> None:
+    """Sometimes a recess around the plate slot, sometimes a frame (chrome or black, dealer text on its bottom bar)."""
+    plate_x, plate_y, plate_w, plate_h = slot
+    if rng.random() < 0.5:
+        grow = max(1, int(plate_h * rng.uniform(0.08, 0.25)))
+        cv2.rectangle(canvas, (plate_x - grow, plate_y - grow), (plate_x + plate_w + grow, plate_y + plate_h + grow),
+                      (body * rng.uniform(0.6, 0.95)).tolist(), -1)
+    if rng.random() < 0.4:
+        frame = _pick(rng, ((25, 25, 25), (190, 190, 195)))
+        rim = max(3, plate_h // 10)
+        cv2.rectangle(canvas, (plate_x - rim, plate_y - rim), (plate_x + plate_w + rim, plate_y + plate_h + 2 * rim), frame, -1)
+        draw_text(canvas, _pick(rng, DEALER_WORDS), (plate_x + plate_w // 4, plate_y + plate_h + 1, plate_x + 3 * plate_w // 4,
+                  plate_y + plate_h + 2 * rim - 1), _pick(rng, plate_fonts("label")), (235, 235, 235) if frame[0] < 100 else (30, 30, 30))
+
+
+def _car_decals(rng, canvas, slot, body, front: bool) -> None:
+    """A badge above the plate, a model name on the body and sometimes a sticker: all unannotated."""
+    plate_x, plate_y, plate_w, plate_h = slot
+    car_h, car_w = canvas.shape[:2]
+    badge = (plate_x + plate_w // 2, plate_y - int(car_h * 0.07))
+    cv2.ellipse(canvas, badge, (max(2, plate_w // 14), max(1, plate_h // 7)), 0, 0, 360, (200, 200, 205), -1, cv2.LINE_AA)
+    if not front and rng.random() < 0.7:
+        word_h = max(6, int(plate_h * rng.uniform(0.15, 0.3)))
+        word_x = int(car_w * rng.uniform(0.6, 0.72))
+        word_y = int(car_h * rng.uniform(0.46, 0.56))
+        draw_text(canvas, _pick(rng, MODEL_NAMES), (word_x, word_y, word_x + int(car_w * 0.2), word_y + word_h),
+                  _pick(rng, plate_fonts("label")), (210, 210, 215) if body.mean() < 120 else (40, 40, 45))
+    if rng.random() < 0.3:  # a sticker on the rear window or bumper
+        sx, sy = int(car_w * rng.uniform(0.25, 0.6)), int(car_h * rng.uniform(0.08, 0.2))
+        sticker = (sx, sy, sx + int(plate_w * rng.uniform(0.3, 0.7)), sy + int(plate_h * rng.uniform(0.25, 0.5)))
+        cv2.rectangle(canvas, sticker[:2], sticker[2:], rng.uniform(150, 255, 3).tolist(), -1)
+        draw_text(canvas, _pick(rng, SIGN_WORDS), (sticker[0] + 2, sticker[1] + 2, sticker[2] - 2, sticker[3] - 2),
+                  _pick(rng, plate_fonts("label")), rng.uniform(0, 80, 3).tolist())
+
+
 def _render_car_around(
     rng: np.random.Generator, flat_w: int, flat_h: int, plate_metres: float, scale: float = 1.0
 ) -> _Car:
@@ -825,26 +860,8 @@ def _render_car_around(
     cv2.rectangle(canvas, (0, bumper_y), (car_w - 1, int(car_h * 0.9)), bumper, -1)
     if front or rng.random() < 0.3:  # air intake or diffuser slots
         _car_grille(rng, canvas, (int(car_w * 0.25), bumper_y + 3, int(car_w * 0.75), int(car_h * 0.88)), body)
-    # Plate recess, then a frame (chrome or black, dealer text on its bottom bar) around the slot.
-    cv2.rectangle(canvas, (plate_x - plate_h // 6, plate_y - plate_h // 6), (plate_x + plate_w + plate_h // 6, plate_y + plate_h + plate_h // 6), (body * 0.7).tolist(), -1)
-    if rng.random() < 0.4:
-        frame = _pick(rng, ((25, 25, 25), (190, 190, 195)))
-        rim = max(3, plate_h // 10)
-        cv2.rectangle(canvas, (plate_x - rim, plate_y - rim), (plate_x + plate_w + rim, plate_y + plate_h + 2 * rim), frame, -1)
-        draw_text(canvas, _pick(rng, DEALER_WORDS), (plate_x + plate_w // 4, plate_y + plate_h + 1, plate_x + 3 * plate_w // 4, plate_y + plate_h + 2 * rim - 1), _pick(rng, plate_fonts("label")), (235, 235, 235) if frame[0] < 100 else (30, 30, 30))
-    # Badge above the plate; model name on the body (unannotated text).
-    badge = (plate_x + plate_w // 2, plate_y - int(car_h * 0.07))
-    cv2.ellipse(canvas, badge, (max(3, plate_w // 10), max(2, plate_h // 5)), 0, 0, 360, (200, 200, 205), max(1, plate_h // 25), cv2.LINE_AA)
-    if not front and rng.random() < 0.7:
-        word_h = max(6, int(plate_h * rng.uniform(0.15, 0.3)))
-        word_x = int(car_w * rng.uniform(0.6, 0.72))
-        word_y = int(car_h * rng.uniform(0.46, 0.56))
-        draw_text(canvas, _pick(rng, MODEL_NAMES), (word_x, word_y, word_x + int(car_w * 0.2), word_y + word_h), _pick(rng, plate_fonts("label")), (210, 210, 215) if body.mean() < 120 else (40, 40, 45))
-    if rng.random() < 0.3:  # a sticker on the rear window or bumper
-        sx, sy = int(car_w * rng.uniform(0.25, 0.6)), int(car_h * rng.uniform(0.08, 0.2))
-        sticker = (sx, sy, sx + int(plate_w * rng.uniform(0.3, 0.7)), sy + int(plate_h * rng.uniform(0.25, 0.5)))
-        cv2.rectangle(canvas, sticker[:2], sticker[2:], rng.uniform(150, 255, 3).tolist(), -1)
-        draw_text(canvas, _pick(rng, SIGN_WORDS), (sticker[0] + 2, sticker[1] + 2, sticker[2] - 2, sticker[3] - 2), _pick(rng, plate_fonts("label")), rng.uniform(0, 80, 3).tolist())
+    _car_plate_surround(rng, canvas, (plate_x, plate_y, plate_w, plate_h), body)
+    _car_decals(rng, canvas, (plate_x, plate_y, plate_w, plate_h), body, front)
     shading = np.linspace(1.15, 0.75, car_h, dtype=np.float32)[:, None, None]
     canvas = np.clip(canvas * shading, 0, 255).astype(np.uint8)
     return _Car(canvas, mask, lamps, (plate_x, plate_y), scale)

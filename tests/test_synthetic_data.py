@@ -221,3 +221,23 @@ def test_cli_output_passes_data_preprocessor_stats(tmp_path):
     expected = sum(len((out / f"plate_{k:05d}.txt").read_text().splitlines()) for k in range(4))
     assert stats["format"] == "plate" and stats["images"] == 4 and stats["boxes"] == expected
     assert stats["dont_care"] == 0 and not stats["skipped"] and not stats["fixed"]
+
+
+def test_night_scenes_are_dark_with_lit_plates():
+    def brightness(night_ratio):
+        config = sd.PlateSceneConfig(width=320, height=240, min_plate_width=0.15, max_plate_width=0.3,
+                                     night_ratio=night_ratio, max_plates=1)
+        scene, plate = [], []
+        for index in range(5):
+            image, quads, _ = sd.generate_plate_scene(sd.image_rng(6, index), config)
+            gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(np.float32)
+            mask = np.zeros(gray.shape, np.uint8)
+            cv2.fillPoly(mask, [np.rint(q).astype(np.int32) for q in quads], 1)
+            scene.append(gray[mask == 0].mean())
+            plate.append(gray[mask > 0].mean())
+        return np.mean(scene), np.mean(plate)
+
+    day_scene, day_plate = brightness(0.0)
+    night_scene, night_plate = brightness(1.0)
+    assert night_scene < 0.7 * day_scene
+    assert night_plate / night_scene > day_plate / day_scene, "plate lamps keep plates brighter than the street"
