@@ -65,6 +65,8 @@ TWO_ROW_PATTERNS = (("LL", "DDDD"), ("DD", "LLL DD"), ("LLL", "DDDD"), ("L DD", 
 PLATE_COLORS_BGR = ((245, 245, 245), (235, 240, 240), (30, 200, 240), (60, 215, 250))  # whites, yellows
 INK_COLORS_BGR = ((20, 20, 20), (40, 30, 10), (90, 30, 20), (20, 20, 120))
 PLATE_RENDER_HEIGHT = 110  # px; generic plates are drawn flat at this height, then warped into the scene
+HEADLAMP_COLORS_BGR = ((200, 220, 235), (170, 200, 220))
+TAIL_LAMP_COLORS_BGR = ((30, 30, 190), (40, 60, 210), (20, 20, 140))
 CAR_COLORS_BGR = (
     (235, 235, 235), (190, 190, 192), (128, 128, 130), (60, 60, 62), (25, 25, 28), (120, 50, 20),
     (30, 30, 160), (150, 170, 190), (40, 70, 40), (20, 90, 170), (160, 120, 60),
@@ -520,9 +522,11 @@ def _draw_hangul_like(canvas: np.ndarray, box, color, rng: np.random.Generator) 
     mid = x0 + int(w * 0.55)
     shape = int(rng.integers(3))
     if shape == 0:  # giyeok
-        cv2.polylines(canvas, [np.int32([[x0, y0 + h // 5], [mid - stroke, y0 + h // 5], [mid - stroke, y1 - h // 8]])], False, color, stroke)
+        corner = np.int32([[x0, y0 + h // 5], [mid - stroke, y0 + h // 5], [mid - stroke, y1 - h // 8]])
+        cv2.polylines(canvas, [corner], False, color, stroke)
     elif shape == 1:  # nieun
-        cv2.polylines(canvas, [np.int32([[x0 + stroke, y0 + h // 6], [x0 + stroke, y1 - h // 5], [mid - stroke, y1 - h // 5]])], False, color, stroke)
+        corner = np.int32([[x0 + stroke, y0 + h // 6], [x0 + stroke, y1 - h // 5], [mid - stroke, y1 - h // 5]])
+        cv2.polylines(canvas, [corner], False, color, stroke)
     else:  # mieum
         cv2.rectangle(canvas, (x0 + stroke // 2, y0 + h // 4), (mid - stroke, y1 - h // 4), color, stroke)
     cv2.line(canvas, (x1 - stroke, y0), (x1 - stroke, y1), color, stroke)
@@ -606,7 +610,8 @@ def _layout_mercosul(rng: np.random.Generator) -> tuple[np.ndarray, list[str]]:
     cv2.circle(plate, (width - 27, band_h // 2 + 2), 5, (0, 220, 255), -1)
     cv2.circle(plate, (22, band_h // 2 + 2), 8, (240, 240, 240), 1, cv2.LINE_AA)
     rows = [_fill(rng, "LLLDLDD")]
-    draw_text(plate, rows[0], (14, band_h + 12, width - 14, height - 12), _pick(rng, plate_fonts("plate")), (20, 20, 20), 0.06, 0.4)
+    font = _pick(rng, plate_fonts("plate"))
+    draw_text(plate, rows[0], (14, band_h + 12, width - 14, height - 12), font, (20, 20, 20), 0.06, 0.4)
     return plate, rows
 
 
@@ -750,7 +755,7 @@ class _Car:
 def _car_lamps(rng, canvas, lamps, car_w, car_h, top, front: bool) -> None:
     """Two lamps (tail lamps red, headlamps white), rectangles or slanted, plus a centre brake light."""
     lamp_w, lamp_h = int(car_w * rng.uniform(0.12, 0.22)), int(car_h * rng.uniform(0.07, 0.14))
-    color = _pick(rng, ((200, 220, 235), (170, 200, 220))) if front else _pick(rng, ((30, 30, 190), (40, 60, 210), (20, 20, 140)))
+    color = _pick(rng, HEADLAMP_COLORS_BGR if front else TAIL_LAMP_COLORS_BGR)
     slant = int(lamp_h * rng.uniform(-0.6, 0.6))
     for side in (0, 1):
         x0 = int(car_w * 0.04) if side == 0 else car_w - int(car_w * 0.04) - lamp_w
@@ -762,8 +767,9 @@ def _car_lamps(rng, canvas, lamps, car_w, car_h, top, front: bool) -> None:
         if rng.random() < 0.5:  # amber indicator segment
             cv2.rectangle(canvas, (x0, top + lamp_h * 2 // 3), (x0 + lamp_w // 3, top + lamp_h), (20, 130, 230), -1)
     if not front and rng.random() < 0.4:
-        cv2.rectangle(canvas, (car_w // 2 - car_w // 12, int(car_h * 0.04)), (car_w // 2 + car_w // 12, int(car_h * 0.06)), color, -1)
-        cv2.rectangle(lamps, (car_w // 2 - car_w // 12, int(car_h * 0.04)), (car_w // 2 + car_w // 12, int(car_h * 0.06)), 255, -1)
+        corners = (car_w // 2 - car_w // 12, int(car_h * 0.04)), (car_w // 2 + car_w // 12, int(car_h * 0.06))
+        cv2.rectangle(canvas, *corners, color, -1)
+        cv2.rectangle(lamps, *corners, 255, -1)
 
 
 def _car_grille(rng, canvas, box, body) -> None:
@@ -790,9 +796,11 @@ def _car_plate_surround(rng, canvas, slot, body) -> None:
     if rng.random() < 0.4:
         frame = _pick(rng, ((25, 25, 25), (190, 190, 195)))
         rim = max(3, plate_h // 10)
-        cv2.rectangle(canvas, (plate_x - rim, plate_y - rim), (plate_x + plate_w + rim, plate_y + plate_h + 2 * rim), frame, -1)
-        draw_text(canvas, _pick(rng, DEALER_WORDS), (plate_x + plate_w // 4, plate_y + plate_h + 1, plate_x + 3 * plate_w // 4,
-                  plate_y + plate_h + 2 * rim - 1), _pick(rng, plate_fonts("label")), (235, 235, 235) if frame[0] < 100 else (30, 30, 30))
+        bottom = plate_y + plate_h + 2 * rim
+        cv2.rectangle(canvas, (plate_x - rim, plate_y - rim), (plate_x + plate_w + rim, bottom), frame, -1)
+        dealer_box = (plate_x + plate_w // 4, plate_y + plate_h + 1, plate_x + 3 * plate_w // 4, bottom - 1)
+        ink = (235, 235, 235) if frame[0] < 100 else (30, 30, 30)
+        draw_text(canvas, _pick(rng, DEALER_WORDS), dealer_box, _pick(rng, plate_fonts("label")), ink)
 
 
 def _car_decals(rng, canvas, slot, body, front: bool) -> None:
@@ -800,7 +808,8 @@ def _car_decals(rng, canvas, slot, body, front: bool) -> None:
     plate_x, plate_y, plate_w, plate_h = slot
     car_h, car_w = canvas.shape[:2]
     badge = (plate_x + plate_w // 2, plate_y - int(car_h * 0.07))
-    cv2.ellipse(canvas, badge, (max(2, plate_w // 14), max(1, plate_h // 7)), 0, 0, 360, (200, 200, 205), -1, cv2.LINE_AA)
+    badge_axes = (max(2, plate_w // 14), max(1, plate_h // 7))
+    cv2.ellipse(canvas, badge, badge_axes, 0, 0, 360, (200, 200, 205), -1, cv2.LINE_AA)
     if not front and rng.random() < 0.7:
         word_h = max(6, int(plate_h * rng.uniform(0.15, 0.3)))
         word_x = int(car_w * rng.uniform(0.6, 0.72))
@@ -842,19 +851,22 @@ def _render_car_around(
         cv2.fillPoly(canvas, [poly], body.tolist(), cv2.LINE_AA)
         cv2.fillPoly(mask, [poly], 255)
     # The car's shadow on the road, then wheels below the body.
-    cv2.ellipse(canvas, (car_w // 2, int(car_h * 0.95)), (int(car_w * 0.52), int(car_h * 0.06)), 0, 0, 360, (12, 12, 12), -1)
-    cv2.ellipse(mask, (car_w // 2, int(car_h * 0.95)), (int(car_w * 0.52), int(car_h * 0.06)), 0, 0, 360, 140, -1)
+    shadow = ((car_w // 2, int(car_h * 0.95)), (int(car_w * 0.52), int(car_h * 0.06)), 0, 0, 360)
+    cv2.ellipse(canvas, *shadow, (12, 12, 12), -1)
+    cv2.ellipse(mask, *shadow, 140, -1)
     for x in (int(car_w * 0.06), int(car_w * 0.78)):
         cv2.rectangle(canvas, (x, int(car_h * 0.85)), (x + int(car_w * 0.16), car_h - 1), (18, 18, 18), -1)
         cv2.rectangle(mask, (x, int(car_h * 0.85)), (x + int(car_w * 0.16), car_h - 1), 255, -1)
-    window = np.int32([[car_w * 0.25, car_h * 0.04], [car_w * 0.75, car_h * 0.04], [car_w * 0.87, shoulder - car_h * 0.03], [car_w * 0.13, shoulder - car_h * 0.03]])
+    sill = shoulder - car_h * 0.03
+    window = np.int32([[car_w * 0.25, car_h * 0.04], [car_w * 0.75, car_h * 0.04], [car_w * 0.87, sill], [car_w * 0.13, sill]])
     cv2.fillPoly(canvas, [window], (rng.uniform(25, 80) + rng.uniform(-8, 12, 3)).tolist(), cv2.LINE_AA)
     _car_lamps(rng, canvas, lamps, car_w, car_h, shoulder + int(car_h * 0.04), front)
 
     plate_x = (car_w - plate_w) // 2
     plate_y = int(car_h * (0.66 if front else rng.uniform(0.5, 0.6)))
     if front:
-        _car_grille(rng, canvas, (int(car_w * 0.3), shoulder + int(car_h * 0.05), int(car_w * 0.7), plate_y - int(car_h * 0.03)), body)
+        grille = (int(car_w * 0.3), shoulder + int(car_h * 0.05), int(car_w * 0.7), plate_y - int(car_h * 0.03))
+        _car_grille(rng, canvas, grille, body)
     bumper_y = int(car_h * rng.uniform(0.74, 0.8)) if not front else plate_y + plate_h + int(car_h * 0.03)
     bumper = (20.0, 20.0, 22.0) if rng.random() < 0.5 else (body * 0.8).tolist()
     cv2.rectangle(canvas, (0, bumper_y), (car_w - 1, int(car_h * 0.9)), bumper, -1)
@@ -881,11 +893,13 @@ def _decoy(rng: np.random.Generator) -> tuple[np.ndarray, bool]:
         patch = np.empty((height, width, 3), np.uint8)
         patch[:] = rng.uniform(0, 255, 3).astype(np.uint8)
         ink = rng.uniform(0, 60, 3) if patch.mean() > 127 else rng.uniform(190, 255, 3)
-        draw_text(patch, words, (height // 6, height // 5, width - height // 6, height - height // 5), _pick(rng, plate_fonts("label")), ink.tolist())
+        text_box = (height // 6, height // 5, width - height // 6, height - height // 5)
+        draw_text(patch, words, text_box, _pick(rng, plate_fonts("label")), ink.tolist())
         return patch, rng.random() < 0.6
     if kind == 1:  # blank plate: right shape and colours, no characters
         width = int(height * rng.uniform(2.0, 4.7))
-        patch = _blank_plate(width, height, _pick(rng, PLATE_COLORS_BGR + ((20, 20, 20),)), (25, 25, 25), int(rng.integers(0, 5)))
+        body = _pick(rng, PLATE_COLORS_BGR + ((20, 20, 20),))
+        patch = _blank_plate(width, height, body, (25, 25, 25), int(rng.integers(0, 5)))
         return patch, False
     width = int(height * rng.uniform(1.5, 4.5))
     patch = np.empty((height, width, 3), np.uint8)
@@ -982,7 +996,8 @@ def _night(rng: np.random.Generator, image: np.ndarray, lit: np.ndarray, glow: n
     result = image.astype(np.float32) * gain[..., None] * np.array(tint, np.float32)
     for _ in range(int(rng.integers(2, 9))):  # street lights and distant headlights above the road
         center = (int(rng.uniform(0, width)), int(rng.uniform(0, height * 0.6)))
-        cv2.circle(glow, center, int(rng.integers(2, 6)), _pick(rng, ((120, 200, 255), (255, 255, 255), (60, 60, 255))), -1)
+        light = _pick(rng, ((120, 200, 255), (255, 255, 255), (60, 60, 255)))
+        cv2.circle(glow, center, int(rng.integers(2, 6)), light, -1)
     small = cv2.resize(glow, (width // 4, height // 4), interpolation=cv2.INTER_AREA)
     bloom = cv2.resize(cv2.GaussianBlur(small, (0, 0), max(2.0, width / 120)), (width, height))
     result = result + glow * 1.5 + bloom * rng.uniform(2.0, 5.0)
@@ -1052,7 +1067,8 @@ def _blur(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
     if kind < 0.65:
         height, width = image.shape[:2]
         factor = rng.uniform(0.35, 0.7)
-        small = cv2.resize(image, (max(1, int(width * factor)), max(1, int(height * factor))), interpolation=cv2.INTER_AREA)
+        small_size = (max(1, int(width * factor)), max(1, int(height * factor)))
+        small = cv2.resize(image, small_size, interpolation=cv2.INTER_AREA)
         return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
     return image
 
@@ -1252,7 +1268,8 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
                              help="fraction of the image width")
             sub.add_argument("--max_plate_width", type=float, default=plates.max_plate_width,
                              help="fraction of the image width")
-            sub.add_argument("--max_angle", type=float, default=plates.max_angle, help="largest yaw, degrees (pitch to half, roll to 0.3 of it)")
+            sub.add_argument("--max_angle", type=float, default=plates.max_angle,
+                             help="largest yaw, degrees (pitch to half, roll to 0.3 of it)")
             sub.add_argument("--clutter", type=float, default=plates.clutter,
                              help="0-1: windows, lane markings, poles and wires in the background")
             sub.add_argument("--layouts", default=",".join(plates.layouts),
