@@ -21,8 +21,9 @@ Plate layouts (``PLATE_LAYOUTS``; the annotation is always the whole plate's out
 Every plate gets screws, dirt, cast shadows or glare at random; 90% sit on a car's rear or front (body
 colour, window, tail or head lamps, grille, bumper, badge, model name, stickers, a dealer frame around the plate).
 Unannotated decoys (shop and street signs, words on walls, blank plate-shaped rectangles, lamp pairs, grille
-slots) go in the backdrop. 20% of scenes are at night (dark, tinted, lamps blooming, plates lit); then light,
-motion or defocus blur, noise and JPEG artifacts.
+slots) go in the backdrop. 20% of scenes are at night (dark, tinted, lamps blooming, plates lit), 24% have a
+shadow cast over part of the scene; then lighting, white balance, Gaussian, motion or defocus blur or low
+resolution, noise and JPEG artifacts.
 
 Command line::
 
@@ -879,11 +880,11 @@ def _render_car_around(
     return _Car(canvas, mask, lamps, (plate_x, plate_y), scale)
 
 
-def _decoy(rng: np.random.Generator) -> tuple[np.ndarray, bool]:
-    """An unannotated look-alike: a sign with words, a blank plate-shaped rectangle, lamps or grille slots.
+def _decoy(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None, bool]:
+    """An unannotated look-alike: a sign with words, words on a wall, a blank plate-shaped rectangle, lamps or grille slots.
 
     Returns:
-        (uint8 BGR patch, whether it is lit at night).
+        (uint8 BGR patch, uint8 alpha mask or None for the whole patch, whether it is lit at night).
     """
     kind = int(rng.integers(4))
     height = int(rng.integers(40, 120))
@@ -894,13 +895,19 @@ def _decoy(rng: np.random.Generator) -> tuple[np.ndarray, bool]:
         patch[:] = rng.uniform(0, 255, 3).astype(np.uint8)
         ink = rng.uniform(0, 60, 3) if patch.mean() > 127 else rng.uniform(190, 255, 3)
         text_box = (height // 6, height // 5, width - height // 6, height - height // 5)
-        draw_text(patch, words, text_box, _pick(rng, plate_fonts("label")), ink.tolist())
-        return patch, rng.random() < 0.6
+        font = _pick(rng, plate_fonts("label"))
+        if rng.random() < 0.35:  # painted on the wall: only the letters are pasted
+            letters = np.zeros_like(patch)
+            draw_text(letters, words, text_box, font, (255, 255, 255))
+            patch[:] = ink.astype(np.uint8)
+            return patch, letters[..., 0], False
+        draw_text(patch, words, text_box, font, ink.tolist())
+        return patch, None, rng.random() < 0.6
     if kind == 1:  # blank plate: right shape and colours, no characters
         width = int(height * rng.uniform(2.0, 4.7))
         body = _pick(rng, PLATE_COLORS_BGR + ((20, 20, 20),))
         patch = _blank_plate(width, height, body, (25, 25, 25), int(rng.integers(0, 5)))
-        return patch, False
+        return patch, None, False
     width = int(height * rng.uniform(1.5, 4.5))
     patch = np.empty((height, width, 3), np.uint8)
     patch[:] = rng.uniform(10, 90, 3).astype(np.uint8)
@@ -908,9 +915,9 @@ def _decoy(rng: np.random.Generator) -> tuple[np.ndarray, bool]:
         color = _pick(rng, ((30, 30, 200), (200, 220, 235), (20, 130, 230)))
         cv2.rectangle(patch, (2, height // 4), (width // 3, 3 * height // 4), color, -1)
         cv2.rectangle(patch, (2 * width // 3, height // 4), (width - 3, 3 * height // 4), color, -1)
-        return patch, True
+        return patch, None, True
     _car_grille(rng, patch, (0, 0, width - 1, height - 1), rng.uniform(40, 220, 3))
-    return patch, False
+    return patch, None, False
 
 
 # ----------------------------------------------------------------------------- plate scenes
@@ -969,13 +976,13 @@ def _draw_decoys(rng: np.random.Generator, image: np.ndarray, config: PlateScene
     """Pastes unannotated signs, blank plates, lamps and grilles into the backdrop; marks lit ones in ``lit``."""
     height, width = image.shape[:2]
     for _ in range(int(rng.integers(0, config.max_decoys + 1))):
-        patch, glows = _decoy(rng)
+        patch, mask, glows = _decoy(rng)
         patch_h, patch_w = patch.shape[:2]
         dst_width = width * float(np.exp(rng.uniform(np.log(0.03), np.log(0.3))))
         angles = rng.uniform(-1, 1, 3) * np.array([30.0, 15.0, 8.0])
         center = (rng.uniform(0, 1) * width, rng.uniform(0.05, 0.95) * height)
         homography = _plane_homography((patch_w, patch_h), dst_width, center, angles)
-        _paste_warped(image, patch, homography)
+        _paste_warped(image, patch, homography, mask)
         if glows:
             quad = _project(np.array([[0, 0], [patch_w, 0], [patch_w, patch_h], [0, patch_h]], np.float64), homography)
             cv2.fillPoly(lit, [np.rint(quad).astype(np.int32)], 1.0)
@@ -1002,6 +1009,17 @@ def _night(rng: np.random.Generator, image: np.ndarray, lit: np.ndarray, glow: n
     bloom = cv2.resize(cv2.GaussianBlur(small, (0, 0), max(2.0, width / 120)), (width, height))
     result = result + glow * 1.5 + bloom * rng.uniform(2.0, 5.0)
     return np.clip(result, 0, 255).astype(np.uint8)
+
+
+def _cast_shadow(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
+    """Darkens a soft-edged random polygon (the shadow of a building, tree or truck) over part of the scene."""
+    height, width = image.shape[:2]
+    small = np.zeros((height // 4 + 1, width // 4 + 1), np.float32)
+    corners = rng.uniform(-0.2, 1.2, (int(rng.integers(3, 7)), 2)) * [small.shape[1], small.shape[0]]
+    cv2.fillPoly(small, [cv2.convexHull(corners.astype(np.int32))], 1.0)
+    small = cv2.GaussianBlur(small, (0, 0), rng.uniform(0.5, 3.0))
+    shade = cv2.resize(small, (width, height))[..., None] * rng.uniform(0.25, 0.5)
+    return np.clip(image * (1.0 - shade), 0, 255).astype(np.uint8)
 
 
 def generate_plate_scene(
@@ -1036,6 +1054,8 @@ def generate_plate_scene(
         cv2.fillPoly(lit, [np.rint(item.quad).astype(np.int32)], 1.0)
     if night:
         image = _night(rng, image, lit, glow)
+    elif config.degrade and rng.random() < 0.3:
+        image = _cast_shadow(rng, image)
     if config.degrade:
         image = _degrade(rng, image, config.jpeg_quality)
     if not placed:

@@ -241,3 +241,15 @@ def test_night_scenes_are_dark_with_lit_plates():
     night_scene, night_plate = brightness(1.0)
     assert night_scene < 0.7 * day_scene
     assert night_plate / night_scene > day_plate / day_scene, "plate lamps keep plates brighter than the street"
+
+
+def test_fonts_fall_back_to_hershey_without_pillow(monkeypatch):
+    monkeypatch.setitem(sys.modules, "PIL", None)  # makes `import PIL` raise ImportError
+    sd.plate_fonts.cache_clear()
+    try:
+        fonts = sd.plate_fonts("plate")
+        assert fonts and all(font.name.startswith("hershey") for font in fonts)
+        plate, rows, _ = sd.render_plate(np.random.default_rng(1), "eu")
+        assert cv2.cvtColor(plate, cv2.COLOR_BGR2GRAY).std() > 25 and rows
+    finally:
+        sd.plate_fonts.cache_clear()
