@@ -462,18 +462,25 @@ def draw_text(canvas: np.ndarray, text: str, box: tuple[int, int, int, int], fon
 
     Args:
         canvas: uint8 BGR (H, W, 3), changed in place.
+        text: the characters (see ``text_mask``).
+        box: (x0, y0, x1, y1) canvas px; the part outside the canvas is dropped.
+        font: a GlyphFont from ``plate_fonts``.
+        color: BGR ink, 0-255.
+        spacing: extra gap between characters, fraction of the line height.
         emboss: 0-1, strength of a dark shadow one stroke down-right (pressed metal plates).
     """
-    x0, y0, x1, y1 = (int(v) for v in box)
+    height, width = canvas.shape[:2]
+    x0, y0 = max(0, int(box[0])), max(0, int(box[1]))  # a box reaching past the canvas is cut to it
+    x1, y1 = min(width, int(box[2])), min(height, int(box[3]))
     box_w, box_h = x1 - x0, y1 - y0
     mask = text_mask(text, font, spacing)
     if box_w < 2 or box_h < 2 or mask.shape[1] < 2:
         return
-    draw_w = min(box_w, int(round(mask.shape[1] * box_h / mask.shape[0])))
+    draw_w = max(1, min(box_w, int(round(mask.shape[1] * box_h / mask.shape[0]))))
     alpha = cv2.resize(mask, (draw_w, box_h), interpolation=cv2.INTER_AREA)
     left = x0 + (box_w - draw_w) // 2
     region = canvas[y0:y1, left:left + draw_w].astype(np.float32)
-    alpha = alpha[: region.shape[0], : region.shape[1], None]
+    alpha = alpha[..., None]
     if emboss > 0:
         shift = max(1, box_h // 25)
         shadow = np.zeros_like(alpha)
