@@ -73,7 +73,7 @@ CAR_COLORS_BGR = (
     (30, 30, 160), (150, 170, 190), (40, 70, 40), (20, 90, 170), (160, 120, 60),
 )
 EU_COUNTRIES = ("D", "F", "NL", "RO", "PL", "I", "E", "B", "CZ", "A", "S", "P")
-EU_PATTERNS = ("L DD LLL", "LL DD LLL", "LL-DDD-LL", "LLL DDD", "LL DDDDD", "DLLL DDD", "LL DDDD L")
+EU_PATTERNS = ("L DD LLL", "L DDD LLL", "LL DD LLL", "LL-DDD-LL", "LLL DDD", "LL DDDDD", "DLLL DDD", "LL DDDD L")
 US_PATTERNS = ("LLL DDDD", "DLLL DDD", "DDD LLL", "LLL-DDDD", "DDDDDDD", "LL DDDDD")
 US_STATES = ("ARIZONA", "Texas", "CALIFORNIA", "Ohio", "FLORIDA", "Georgia", "WASHINGTON", "Illinois",
              "NEW YORK", "Michigan", "VIRGINIA", "Oregon", "COLORADO", "Utah")
@@ -278,6 +278,19 @@ def _smooth_noise(rng: np.random.Generator, height: int, width: int, cells: int)
     return cv2.resize(grid, (width, height), interpolation=cv2.INTER_CUBIC).clip(0, 1)
 
 
+def _draw_trees(rng: np.random.Generator, image: np.ndarray, horizon: int, clutter: float) -> None:
+    """Up to 3 trees (times ``clutter``) standing on the horizon, drawn into ``image`` in place."""
+    height, width = image.shape[:2]
+    for _ in range(int(round(rng.integers(0, 4) * clutter))):
+        tx, crown = int(rng.integers(0, width)), int(rng.integers(width // 20, width // 7))
+        top = int(horizon * rng.uniform(0.2, 0.8))
+        cv2.line(image, (tx, top), (tx, horizon + int(rng.integers(0, max(1, (height - horizon) // 4)))), (30.0, 45.0, 60.0), max(2, crown // 6))
+        green = np.array([rng.uniform(20, 70), rng.uniform(70, 140), rng.uniform(30, 80)])
+        for offset in rng.normal(0, crown * 0.5, (8, 2)):
+            center = (int(tx + offset[0]), int(top + offset[1]))
+            cv2.circle(image, center, int(crown * rng.uniform(0.4, 0.8)), (green * rng.uniform(0.7, 1.2)).tolist(), -1)
+
+
 def draw_street_background(rng: np.random.Generator, width: int, height: int, clutter: float = 1.0) -> np.ndarray:
     """A street-like backdrop: sky gradient, buildings with windows, asphalt with markings, poles.
 
@@ -330,6 +343,10 @@ def draw_street_background(rng: np.random.Generator, width: int, height: int, cl
             p0 = (int(vanish[0] + (bottom_x - vanish[0]) * t0), int(horizon + ground * t0))
             p1 = (int(vanish[0] + (bottom_x - vanish[0]) * t1), int(horizon + ground * t1))
             cv2.line(image, p0, p1, marking, max(1, int(6 * t1)))
+
+    # Trees: a trunk and a canopy of overlapping discs in greens. They draw from their own generator, so
+    # the rest of the backdrop is the same at every clutter level.
+    _draw_trees(np.random.default_rng(rng.integers(2**32)), image, horizon, clutter)
 
     # Poles and wires.
     for _ in range(int(round(rng.integers(0, 4) * clutter))):
@@ -709,7 +726,7 @@ def _add_plate_wear(rng: np.random.Generator, plate: np.ndarray) -> np.ndarray:
         normal = rng.normal(size=2)
         side = (xs - width * rng.uniform(0.2, 0.8)) * normal[0] + (ys - height * rng.uniform(0.2, 0.8)) * normal[1]
         shade = np.clip(side / (0.05 * width) + 0.5, 0, 1)[..., None]
-        result *= 1.0 - shade * rng.uniform(0.3, 0.6)
+        result *= 1.0 - shade * rng.uniform(0.25, 0.5)
     if rng.random() < 0.25:  # glare: a bright diagonal band
         band = np.exp(-(((xs - rng.uniform(0, width)) + (ys - height / 2) * rng.uniform(-2, 2)) / (width * 0.12)) ** 2)
         result += band[..., None] * rng.uniform(40, 110)
@@ -880,6 +897,14 @@ def _render_car_around(
     cv2.rectangle(canvas, (0, bumper_y), (car_w - 1, int(car_h * 0.9)), bumper, -1)
     if front or rng.random() < 0.3:  # air intake or diffuser slots
         _car_grille(rng, canvas, (int(car_w * 0.25), bumper_y + 3, int(car_w * 0.75), int(car_h * 0.88)), body)
+    line = max(1, car_h // 150)
+    if not front:  # the tailgate's edge, a chrome strip or not, and red reflectors at the bumper's ends
+        lid_y = plate_y - int(car_h * rng.uniform(0.03, 0.08))
+        cv2.line(canvas, (int(car_w * 0.24), lid_y), (int(car_w * 0.76), lid_y), (body * 0.55).tolist(), line, cv2.LINE_AA)
+        if rng.random() < 0.3:
+            cv2.line(canvas, (int(car_w * 0.26), lid_y - 2 * line), (int(car_w * 0.74), lid_y - 2 * line), (210, 210, 215), 2 * line)
+        for x in (int(car_w * 0.04), int(car_w * 0.88)):
+            cv2.rectangle(canvas, (x, bumper_y + 3 * line), (x + int(car_w * 0.08), bumper_y + 6 * line), (30, 30, 150), -1)
     _car_plate_surround(rng, canvas, (plate_x, plate_y, plate_w, plate_h), body)
     _car_decals(rng, canvas, (plate_x, plate_y, plate_w, plate_h), body, front)
     shading = np.linspace(1.15, 0.75, car_h, dtype=np.float32)[:, None, None]
@@ -1006,7 +1031,7 @@ def _night(rng: np.random.Generator, image: np.ndarray, lit: np.ndarray, glow: n
     height, width = image.shape[:2]
     darkness = rng.uniform(0.3, 0.55)
     tint = _pick(rng, ((1.0, 0.8, 1.1), (0.8, 0.9, 1.2), (1.1, 0.9, 0.9), (1.0, 1.0, 1.0)))
-    gain = darkness + lit * (rng.uniform(0.6, 1.0) - darkness)
+    gain = darkness + lit * (rng.uniform(0.8, 1.2) - darkness)  # plate lamps and sign lights
     result = image.astype(np.float32) * gain[..., None] * np.array(tint, np.float32)
     for _ in range(int(rng.integers(2, 9))):  # street lights and distant headlights above the road
         center = (int(rng.uniform(0, width)), int(rng.uniform(0, height * 0.6)))

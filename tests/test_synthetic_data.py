@@ -121,14 +121,19 @@ def test_fonts_load_and_hershey_fallback_draws():
 
 def test_degraded_plates_stay_visible():
     config = sd.PlateSceneConfig(width=320, height=240, min_plate_width=0.15, max_plate_width=0.25)
-    for index in range(6):
+    contrasts = []
+    for index in range(12):
         image, quads, _ = sd.generate_plate_scene(sd.image_rng(4, index), config)
         gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(np.float32)
         for quad in quads:
             mask = np.zeros(gray.shape, np.uint8)
             cv2.fillPoly(mask, [np.rint(quad).astype(np.int32)], 1)
             mask = cv2.erode(mask, np.ones((3, 3), np.uint8))
-            assert gray[mask > 0].std() > 10.0, "dark text on a light plate gives contrast inside the quad"
+            contrasts.append(gray[mask > 0].std())
+    # Characters contrast with the plate; a dark plate in a shadow, blurred and noised, may be hard (as in
+    # real photos), but never blank.
+    assert len(contrasts) >= 12 and min(contrasts) > 5.0
+    assert np.mean(np.array(contrasts) > 15.0) > 0.9
 
 
 def test_quads_use_the_project_corner_order():
