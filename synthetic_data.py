@@ -21,7 +21,7 @@ Plate layouts (``PLATE_LAYOUTS``; the annotation is always the whole plate's out
 Every plate gets screws, dirt, cast shadows or glare at random; 90% sit on a car's rear or front (body
 colour, window, tail or head lamps, grille, bumper, badge, model name, stickers, a dealer frame around the plate).
 Unannotated decoys (shop and street signs, words on walls, blank plate-shaped rectangles, lamp pairs, grille
-slots) go in the backdrop. 20% of scenes are at night (dark, tinted, lamps blooming, plates lit), 24% have a
+slots) go in the backdrop (sky, buildings, trees, road, poles). 20% of scenes are at night (dark, tinted, lamps blooming, plates lit), 24% have a
 shadow cast over part of the scene; then lighting, white balance, Gaussian, motion or defocus blur or low
 resolution, noise and JPEG artifacts.
 
