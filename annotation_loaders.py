@@ -77,7 +77,7 @@ class AnnotationFormat:
     expected_file: str
 
 
-def list_images(folder: Path) -> list[Path]:
+def images_in_folder(folder: Path) -> list[Path]:
     """Images (jpg, jpeg, png, bmp in any case) directly inside folder, sorted by name."""
     return sorted(
         (path for path in folder.iterdir() if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS),
@@ -409,7 +409,12 @@ ANNOTATION_FORMATS: dict[str, AnnotationFormat] = {
 AUTO_FORMAT = "auto"
 
 
-def detect_format(image_paths: list[Path]) -> tuple[str | None, str]:
+def format_choices() -> tuple[str, ...]:
+    """What an ``--annotation_format`` flag accepts: "auto", then every registered format, in order."""
+    return (AUTO_FORMAT, *ANNOTATION_FORMATS)
+
+
+def detect_annotation_format(image_paths: list[Path]) -> tuple[str | None, str]:
     """Guess the annotation format of a folder from (up to DETECT_SAMPLE_SIZE of) its images.
 
     Each format scores the images whose annotation it finds and recognizes; the best score wins

@@ -35,9 +35,11 @@ import logging
 
 import numpy as np
 
+import network_io
+
 log = logging.getLogger(__name__)
 
-OUTPUT_STRIDE = 4
+OUTPUT_STRIDE = network_io.OUTPUT_STRIDE  # re-exported: callers of make_rbox_targets size maps with it
 SHRINK_RATIO = 0.3
 MIN_QUAD_AREA = 1.0  # px²; smaller quads are "degenerate"
 
