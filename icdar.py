@@ -39,7 +39,6 @@ import logging
 import os
 import re
 import sys
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +46,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import shapely
+
+import atomic_io
 
 log = logging.getLogger(__name__)
 
@@ -229,20 +230,8 @@ def read_detection_file(path: str | os.PathLike) -> np.ndarray:
 # --------------------------------------------------------------------------- writing
 
 
-def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``.
-
-    A reader never sees a half-written file; an interrupted write leaves the old file.
-    """
-    path = Path(path)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as temp_file:
-            temp_file.write(data)
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+# One write-aside-then-rename for the project; kept under this name for icdar.write_bytes_atomic callers.
+write_bytes_atomic = atomic_io.write_bytes_atomic
 
 
 def format_lines(quads: np.ndarray, texts: Sequence[str] | None = None, *, newline: str = "\r\n") -> str:
