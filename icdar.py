@@ -6,7 +6,8 @@ File format (one text region a line, UTF-8 with or without BOM, LF or CRLF)::
     x1,y1,x2,y2,x3,y3,x4,y4[,score]            detections   (res_<stem>.txt or <stem>.txt)
 
 The transcription is everything after the eighth comma, so it may itself hold
-commas; ``###`` marks a "don't care" region.
+commas; ``###`` marks a "don't care" region (the one rule, shared with training:
+``annotation_loaders.is_dont_care``).
 
 The evaluation reproduces the competition's own script (``script.py`` with
 ``rrc_evaluation_funcs.py``, IoU variant) figure for figure:
@@ -37,7 +38,6 @@ import argparse
 import json
 import logging
 import os
-import re
 import sys
 import zipfile
 from dataclasses import dataclass, field
@@ -47,11 +47,12 @@ from typing import Mapping, Sequence
 import numpy as np
 import shapely
 
+import annotation_loaders
 import atomic_io
 
 log = logging.getLogger(__name__)
 
-DONT_CARE_TEXT = "###"
+DONT_CARE_TEXT = annotation_loaders.DONT_CARE_TEXT
 GT_PREFIX = "gt_"
 RESULT_PREFIX = "res_"
 TEXT_SUFFIX = ".txt"
@@ -60,7 +61,6 @@ DONT_CARE_AREA_THRESHOLD = 0.5
 NUM_COORDS = 8
 ICDAR_FORMAT = "icdar2015"
 
-_QUOTED_TEXT = re.compile(r'^\s*"(.*)"\s*$')
 _BOM = "\ufeff"
 
 
@@ -158,15 +158,14 @@ def _lines(text: str):
             yield line_no, line
 
 
-def _parse_coords(fields: Sequence[str], source: str, line_no: int, line: str) -> list[float]:
-    try:
-        coords = [float(value) for value in fields[:NUM_COORDS]]
-    except ValueError:
-        coords = None
-    if len(fields) < NUM_COORDS or coords is None or not np.all(np.isfinite(coords)):
+def _parse_line(line: str, source: str, line_no: int) -> tuple[list[float], str]:
+    """(8 coordinates, unquoted transcription) of one line, by the project's one line parser."""
+    quad, transcription = annotation_loaders.parse_quad_line(line, ",")
+    if quad is None or not np.all(np.isfinite(quad)):
+        reason = transcription if quad is None else "non-finite coordinates"
         raise IcdarFormatError(
-            f"{source}:{line_no}: expected 8 comma-separated numbers x1,y1,...,x4,y4 first, got {line!r}")
-    return coords
+            f"{source}:{line_no}: expected 8 comma-separated numbers x1,y1,...,x4,y4 first ({reason}), got {line!r}")
+    return quad.ravel().tolist(), transcription
 
 
 def parse_annotation_text(text: str, source: str = "<text>") -> Annotation:
@@ -177,28 +176,22 @@ def parse_annotation_text(text: str, source: str = "<text>") -> Annotation:
         source: file name used in error messages.
 
     Returns:
-        Annotation with quads float32 (N, 4, 2) in file order, dont_care (N,) bool
-        (transcription exactly ``###``, after removing surrounding double quotes as
-        the official script does) and the transcriptions. No lines: N = 0.
+        Annotation with quads float32 (N, 4, 2) in file order, dont_care (N,) bool and the
+        transcriptions, unquoted as the official script does. Don't care is
+        ``annotation_loaders.is_dont_care``: the transcription is exactly ``###`` (the official
+        rule; training uses the same one). No lines: N = 0.
 
     Raises:
         IcdarFormatError: a line without 8 leading numbers, naming file and line.
     """
     if text.startswith(_BOM):
         text = text[1:]
-    quads, texts = [], []
-    for line_no, line in _lines(text):
-        fields = line.split(",", NUM_COORDS)
-        quads.append(_parse_coords(fields, source, line_no, line))
-        transcription = fields[NUM_COORDS] if len(fields) > NUM_COORDS else ""
-        quoted = _QUOTED_TEXT.match(transcription)
-        if quoted:
-            transcription = quoted.group(1).replace("\\\\", "\\").replace('\\"', '"')
-        texts.append(transcription)
+    parsed = [_parse_line(line, source, line_no) for line_no, line in _lines(text)]
+    texts = tuple(transcription for _, transcription in parsed)
     return Annotation(
-        quads=np.asarray(quads, dtype=np.float32).reshape(-1, 4, 2),
-        dont_care=np.array([t == DONT_CARE_TEXT for t in texts], dtype=bool),
-        texts=tuple(texts),
+        quads=np.asarray([coords for coords, _ in parsed], dtype=np.float32).reshape(-1, 4, 2),
+        dont_care=np.array([annotation_loaders.is_dont_care(t) for t in texts], dtype=bool),
+        texts=texts,
     )
 
 
@@ -213,7 +206,7 @@ def parse_detection_text(text: str, source: str = "<text>") -> np.ndarray:
     """
     if text.startswith(_BOM):
         text = text[1:]
-    quads = [_parse_coords(line.split(","), source, line_no, line) for line_no, line in _lines(text)]
+    quads = [_parse_line(line, source, line_no)[0] for line_no, line in _lines(text)]
     return np.asarray(quads, dtype=np.float32).reshape(-1, 4, 2)
 
 
