@@ -252,11 +252,17 @@ def _plate_sniff(annotation_path, image_path) -> bool:
 
 # --- yolo ------------------------------------------------------------------------------------
 
-def _yolo_find(image_path: Path) -> Path | None:
-    candidates = [image_path.with_suffix(".txt")]
-    if image_path.parent.name == "images":
-        candidates.append(image_path.parent.parent / "labels" / f"{image_path.stem}.txt")
+def _beside_or_in_sibling(image_path: Path, suffix: str, images_folder: str, annotations_folder: str) -> Path | None:
+    """``<stem><suffix>`` beside the image, else (for an image in ``images_folder/``) in the sibling
+    ``annotations_folder/`` (YOLO's images/labels, VOC's JPEGImages/Annotations layouts)."""
+    candidates = [image_path.with_suffix(suffix)]
+    if image_path.parent.name == images_folder:
+        candidates.append(image_path.parent.parent / annotations_folder / f"{image_path.stem}{suffix}")
     return _existing(*candidates)
+
+
+def _yolo_find(image_path: Path) -> Path | None:
+    return _beside_or_in_sibling(image_path, ".txt", "images", "labels")
 
 
 def _yolo_parse(annotation_path, image_path, image_hw, yolo_classes) -> ParseResult:
@@ -307,10 +313,7 @@ def _looks_like_yolo(fields: list[str]) -> bool:
 # --- voc -------------------------------------------------------------------------------------
 
 def _voc_find(image_path: Path) -> Path | None:
-    candidates = [image_path.with_suffix(".xml")]
-    if image_path.parent.name == "JPEGImages":
-        candidates.append(image_path.parent.parent / "Annotations" / f"{image_path.stem}.xml")
-    return _existing(*candidates)
+    return _beside_or_in_sibling(image_path, ".xml", "JPEGImages", "Annotations")
 
 
 def _voc_parse(annotation_path, image_path, image_hw, yolo_classes) -> ParseResult:

@@ -294,6 +294,54 @@ def _intersection_areas(first: np.ndarray, first_quads: np.ndarray, first_valid:
     return areas
 
 
+def _ignored_detections(gt, dont_care_index, det, det_areas, dont_care_area_threshold) -> np.ndarray:
+    """bool (D,): detections mostly inside a don't-care region (official order: dont_care & det).
+
+    gt, det: (polygons, quads, valid) as ``_polygons`` and the quads give them."""
+    det_ignored = np.zeros(len(det[1]), dtype=bool)
+    if len(dont_care_index) and len(det[1]):
+        inside = _intersection_areas(*(part[dont_care_index] for part in gt), *det)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            covered = np.where(det_areas[None] == 0, 0.0, inside / det_areas[None])
+        det_ignored = np.any(covered > dont_care_area_threshold, axis=0)
+    return det_ignored
+
+
+def _match_pairs(det, det_areas, gt, gt_areas, allowed: np.ndarray, iou_threshold: float) -> list[tuple[int, int]]:
+    """(gt index, det index) pairs, one to one in the protocol's order: ground truth in file order,
+    each taking the first free detection with IoU > iou_threshold where ``allowed`` (G, D).
+
+    IoU with the official operand order: intersection(det, gt), union = det + gt - intersection."""
+    pairs: list[tuple[int, int]] = []
+    if not (len(gt[1]) and len(det[1])):
+        return pairs
+    intersections = _intersection_areas(*det, *gt).T
+    unions = det_areas[None] + gt_areas[:, None] - intersections
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iou = np.where(unions == 0, 0.0, intersections / unions)
+    candidates = (iou > iou_threshold) & allowed
+    det_free = np.ones(len(det[1]), dtype=bool)
+    for gt_index in np.flatnonzero(candidates.any(axis=1)):
+        free = candidates[gt_index] & det_free
+        if free.any():
+            det_index = int(np.argmax(free))
+            det_free[det_index] = False
+            pairs.append((int(gt_index), det_index))
+    return pairs
+
+
+def _image_figures(matched: int, gt_care: int, det_care: int) -> tuple[float, float, float]:
+    """(precision, recall, hmean) of one image, with the official conventions for empty sides."""
+    if gt_care == 0:
+        recall = 1.0
+        precision = 0.0 if det_care > 0 else 1.0
+    else:
+        recall = float(matched) / gt_care
+        precision = 0.0 if det_care == 0 else float(matched) / det_care
+    hmean = 0.0 if precision + recall == 0 else 2.0 * precision * recall / (precision + recall)
+    return precision, recall, hmean
+
+
 def evaluate_image(gt_quads: np.ndarray, gt_dont_care: np.ndarray, det_quads: np.ndarray, *,
                    iou_threshold: float = IOU_THRESHOLD,
                    dont_care_area_threshold: float = DONT_CARE_AREA_THRESHOLD) -> ImageEvaluation:
@@ -319,43 +367,15 @@ def evaluate_image(gt_quads: np.ndarray, gt_dont_care: np.ndarray, det_quads: np
     gt_polygons, gt_areas, gt_valid = _polygons(gt_quads)
     det_polygons, det_areas, det_valid = _polygons(det_quads)
 
-    # Ignored detections: mostly inside a don't-care region (official order: dont_care & det).
-    det_ignored = np.zeros(len(det_quads), dtype=bool)
     dont_care_index = np.flatnonzero(gt_dont_care)
-    if len(dont_care_index) and len(det_quads):
-        inside = _intersection_areas(gt_polygons[dont_care_index], gt_quads[dont_care_index],
-                                     gt_valid[dont_care_index], det_polygons, det_quads, det_valid)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            covered = np.where(det_areas[None] == 0, 0.0, inside / det_areas[None])
-        det_ignored = np.any(covered > dont_care_area_threshold, axis=0)
-
-    # IoU with the official operand order: intersection(det, gt), union = det + gt - intersection.
-    pairs: list[tuple[int, int]] = []
-    if len(gt_quads) and len(det_quads):
-        intersections = _intersection_areas(det_polygons, det_quads, det_valid,
-                                            gt_polygons, gt_quads, gt_valid).T
-        unions = det_areas[None] + gt_areas[:, None] - intersections
-        with np.errstate(divide="ignore", invalid="ignore"):
-            iou = np.where(unions == 0, 0.0, intersections / unions)
-        candidates = (iou > iou_threshold) & ~gt_dont_care[:, None] & ~det_ignored[None]
-        det_free = np.ones(len(det_quads), dtype=bool)
-        for gt_index in np.flatnonzero(candidates.any(axis=1)):
-            free = candidates[gt_index] & det_free
-            if free.any():
-                det_index = int(np.argmax(free))
-                det_free[det_index] = False
-                pairs.append((int(gt_index), det_index))
-
+    det_ignored = _ignored_detections((gt_polygons, gt_quads, gt_valid), dont_care_index,
+                                      (det_polygons, det_quads, det_valid), det_areas, dont_care_area_threshold)
+    pairs = _match_pairs((det_polygons, det_quads, det_valid), det_areas, (gt_polygons, gt_quads, gt_valid),
+                         gt_areas, ~gt_dont_care[:, None] & ~det_ignored[None], iou_threshold)
     matched = len(pairs)
     gt_care = int(len(gt_quads) - gt_dont_care.sum())
     det_care = int(len(det_quads) - det_ignored.sum())
-    if gt_care == 0:
-        recall = 1.0
-        precision = 0.0 if det_care > 0 else 1.0
-    else:
-        recall = float(matched) / gt_care
-        precision = 0.0 if det_care == 0 else float(matched) / det_care
-    hmean = 0.0 if precision + recall == 0 else 2.0 * precision * recall / (precision + recall)
+    precision, recall, hmean = _image_figures(matched, gt_care, det_care)
     return ImageEvaluation(
         precision=precision, recall=recall, hmean=hmean, matched=matched, gt_care=gt_care, det_care=det_care,
         pairs=tuple(pairs),
