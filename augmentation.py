@@ -37,6 +37,14 @@ class AugmentConfig:
     max_text_size: after the random scale, the image is downscaled so no quad's bounding box is
         wider or taller than this, px.
     min_text_size: quads whose shorter side is below this (after augmentation) are masked out, px.
+    text_width_range: None (EAST-tf2's augmentation above) or (low, high) fractions of input_size:
+        then a text crop draws one box (a care box where there is one) and a target width
+        log-uniformly in [low, high] * input_size, scales the image so that this box's horizontal
+        extent gets exactly that width in the network input (height jittered by -10..+9 % like
+        EAST-tf2's per-axis scale), and crops at most input_size px around it with EAST-tf2's
+        rule (crop edges cut no text). random_scale, max_image_large_side and max_text_size do not
+        apply to those crops; background crops (background_ratio) stay EAST-tf2's. Teaches text
+        (plates) from a few % to most of the input width whatever the photo's resolution.
     """
 
     input_size: int = 512
@@ -46,6 +54,7 @@ class AugmentConfig:
     max_image_large_side: int = 1280
     max_text_size: int = 800
     min_text_size: int = 10
+    text_width_range: tuple[float, float] | None = None
 
     def __post_init__(self):
         if self.input_size <= 0 or self.input_size % network_io.OUTPUT_STRIDE:
@@ -54,6 +63,21 @@ class AugmentConfig:
             raise ValueError(f"background_ratio must be in [0, 1], got {self.background_ratio}")
         if not self.random_scale or min(self.random_scale) <= 0.1:
             raise ValueError(f"random_scale must be scales above 0.1, got {self.random_scale}")
+        check_text_width_range(self.text_width_range)
+
+
+def check_text_width_range(text_width_range) -> None:
+    """ValueError unless text_width_range is None or (low, high) with 0 < low <= high <= 1."""
+    if text_width_range is None:
+        return
+    try:
+        low, high = (float(value) for value in text_width_range)
+    except (TypeError, ValueError):
+        raise ValueError(f"text_width_range must be two fractions of input_size (low, high), "
+                         f"got {text_width_range!r}") from None
+    if not 0 < low <= high <= 1:
+        raise ValueError(f"text_width_range must satisfy 0 < low <= high <= 1 (fractions of input_size), "
+                         f"got {text_width_range!r}")
 
 
 @dataclass(frozen=True)
@@ -100,7 +124,18 @@ def _random_crop(scaled_hw, quads, rng, *, crop_background, min_crop_side_ratio)
 
 
 def _plan_crop(sample: Sample, image_hw, rng: np.random.Generator, config: AugmentConfig) -> _CropPlan | None:
-    """Draws EAST-tf2's random choices for one sample; None where EAST-tf2 moves on to another image."""
+    """Draws the random choices for one sample; None where EAST-tf2 moves on to another image."""
+    if config.text_width_range is None or not len(sample.quads):
+        return _plan_east_crop(sample, image_hw, rng, config)
+    if rng.random() < config.background_ratio:
+        return _plan_east_crop(sample, image_hw, rng, config, crop_background=True)
+    return _plan_text_width_crop(sample, image_hw, rng, config)
+
+
+def _plan_east_crop(sample: Sample, image_hw, rng: np.random.Generator, config: AugmentConfig,
+                    crop_background: bool | None = None) -> _CropPlan | None:
+    """EAST-tf2's choices: random scale, then a text or (probability background_ratio, or when
+    crop_background is True) a text-free crop."""
     height, width = image_hw
     base = min(1.0, config.max_image_large_side / max(height, width))
     random_scale = float(rng.choice(np.asarray(config.random_scale, dtype=np.float64)))
@@ -116,7 +151,8 @@ def _plan_crop(sample: Sample, image_hw, rng: np.random.Generator, config: Augme
     # Same size as cv2.resize(image, None, fx, fy) would give; the image itself is never resized.
     scaled_hw = (max(1, round(height * scale_y)), max(1, round(width * scale_x)))
     scaled_quads = quads * np.array([scale_x, scale_y])
-    crop_background = rng.random() < config.background_ratio
+    if crop_background is None:
+        crop_background = rng.random() < config.background_ratio
     xmin, ymin, xmax, ymax, selected = _random_crop(scaled_hw, scaled_quads, rng, crop_background=crop_background,
                                                     min_crop_side_ratio=config.min_crop_side_ratio)
     if crop_background == (selected.size > 0):
@@ -126,6 +162,66 @@ def _plan_crop(sample: Sample, image_hw, rng: np.random.Generator, config: Augme
     shift_y = int(rng.integers(side - crop_h + 1))
     shift_x = int(rng.integers(side - crop_w + 1))
     return _CropPlan((scale_x, scale_y), (xmin, ymin, xmax, ymax), (shift_x, shift_y), side, selected)
+
+
+def _covered(starts: np.ndarray, ends: np.ndarray, length: int) -> np.ndarray:
+    """bool (length,): positions inside any [start, end) range (EAST-tf2's text projection)."""
+    counts = np.zeros(length + 1, np.int64)
+    np.add.at(counts, np.clip(starts, 0, length), 1)
+    np.add.at(counts, np.clip(ends, 0, length), -1)
+    return np.cumsum(counts[:-1]) > 0
+
+
+def _text_window(free: np.ndarray, low: int, high: int, side: int, rng: np.random.Generator):
+    """(start, end) inclusive: a random window of at most ``side`` positions of [0, len(free) - 1]
+    holding [low, high], whose ends lie on free positions (or the borders); None when none exists."""
+    length = len(free)
+    free = free.copy()
+    free[[0, -1]] = True
+    starts = np.arange(max(0, high - side + 1), min(low, length - 1) + 1)
+    starts = starts[free[starts]]
+    # The widest window from each start: the last free position within side px of it.
+    last_free = np.maximum.accumulate(np.where(free, np.arange(length), -1))
+    ends = last_free[np.minimum(starts + side - 1, length - 1)]
+    fits = ends >= high
+    if not fits.any():
+        return None
+    pick = int(rng.integers(np.count_nonzero(fits)))
+    return int(starts[fits][pick]), int(ends[fits][pick])
+
+
+def _plan_text_width_crop(sample: Sample, image_hw, rng: np.random.Generator, config: AugmentConfig) -> _CropPlan | None:
+    """A crop in which one random box is ``text_width_range`` * input_size wide (see AugmentConfig)."""
+    height, width = image_hw
+    size = config.input_size
+    quads = sample.quads.astype(np.float64)
+    care = np.flatnonzero(~sample.dont_care)
+    chosen = int(rng.choice(care)) if care.size else int(rng.integers(len(quads)))
+    low, high = config.text_width_range
+    target_width = size * float(np.exp(rng.uniform(np.log(low), np.log(high))))
+    extent = np.maximum(quads[chosen].max(axis=0) - quads[chosen].min(axis=0), 1e-6)
+    scale_x = target_width / extent[0]
+    scale_y = scale_x * (1.0 + rng.integers(-10, 10) / 100.0)
+    # The chosen box must fit the input with a free column/row on each side.
+    fit = min(1.0, (size - 2) / (extent[0] * scale_x), (size - 2) / (extent[1] * scale_y))
+    scale_x, scale_y = scale_x * fit, scale_y * fit
+    scaled_hw = (max(1, round(height * scale_y)), max(1, round(width * scale_x)))
+    scaled = quads * np.array([scale_x, scale_y])
+    rounded = np.round(scaled).astype(np.int64)
+    windows = []
+    for axis, length in ((0, scaled_hw[1]), (1, scaled_hw[0])):
+        free = ~_covered(rounded[:, :, axis].min(axis=1), rounded[:, :, axis].max(axis=1), length)
+        low_px = int(np.clip(np.floor(scaled[chosen, :, axis].min()), 0, length - 1))
+        high_px = int(np.clip(np.ceil(scaled[chosen, :, axis].max()), 0, length - 1))
+        windows.append(_text_window(free, low_px, high_px, size, rng))
+    if windows[0] is None or windows[1] is None:
+        return None
+    (xmin, xmax), (ymin, ymax) = windows
+    inside = ((scaled[..., 0] >= xmin) & (scaled[..., 0] <= xmax)
+              & (scaled[..., 1] >= ymin) & (scaled[..., 1] <= ymax)).all(axis=1)
+    shift_y = int(rng.integers(size - (ymax - ymin + 1) + 1))
+    shift_x = int(rng.integers(size - (xmax - xmin + 1) + 1))
+    return _CropPlan((scale_x, scale_y), (xmin, ymin, xmax, ymax), (shift_x, shift_y), size, np.flatnonzero(inside))
 
 
 def _reduced_read_flag(total_scale: float) -> tuple[int, int]:

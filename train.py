@@ -49,7 +49,8 @@ class TrainConfig:
     (fine-tune), seed, mixed_precision, max_to_keep, backbone, backbone_weights, gpu_list
     ("" = every visible GPU; "0,1" = those GPUs; full device names such as "/cpu:0,/cpu:1"
     are accepted too), log_steps (train_log.csv / TensorBoard / progress period), progress
-    (show a tqdm bar).
+    (show a tqdm bar), text_width_range (None: EAST-tf2's random_scale; (low, high): scale each
+    text crop so one box is low..high * input_size wide, see augmentation.AugmentConfig).
     """
 
     input_size: int = 512
@@ -81,6 +82,7 @@ class TrainConfig:
     log_steps: int = 10
     bn_momentum: float = 0.0
     progress: bool = True
+    text_width_range: tuple[float, float] | None = None
 
     def __post_init__(self):
         if self.geometry not in GEOMETRIES:
@@ -97,6 +99,8 @@ class TrainConfig:
             raise ValueError(f"bn_momentum must be in [0, 1), got {self.bn_momentum}")
         if self.init_learning_rate <= 0:
             raise ValueError(f"init_learning_rate must be positive, got {self.init_learning_rate}")
+        from augmentation import check_text_width_range
+        check_text_width_range(self.text_width_range)
 
     @property
     def model_config(self) -> dict:
@@ -241,7 +245,7 @@ def augment_config(config: TrainConfig):
     return data_preprocessor.AugmentConfig(
         input_size=config.input_size, min_crop_side_ratio=config.min_crop_side_ratio,
         max_image_large_side=config.max_image_large_side, max_text_size=config.max_text_size,
-        min_text_size=config.min_text_size)
+        min_text_size=config.min_text_size, text_width_range=config.text_width_range)
 
 
 def _check_resume(config: TrainConfig):
@@ -535,12 +539,29 @@ def define_flags() -> None:
     flags.DEFINE_float("bn_momentum", defaults.bn_momentum,
                        "momentum of every BatchNorm's moving statistics; 0 keeps the network's own (0.997, "
                        "backbone 0.99/0.999). Short runs from scratch need ~0.9 or inference sees stale statistics")
+    flags.DEFINE_string("text_width_range", "",
+                        "e.g. 0.03,0.6: scale each text crop so one random box is 3..60% of --input_size wide "
+                        "(log-uniform), whatever the photo's resolution; empty = EAST-tf2's random scale")
 
 
 def config_from_flags(flag_values) -> TrainConfig:
-    """The frozen TrainConfig for parsed absl flag values."""
-    names = [field.name for field in dataclasses.fields(TrainConfig) if field.name != "progress"]
-    return TrainConfig(**{name: getattr(flag_values, name) for name in names})
+    """The frozen TrainConfig for parsed absl flag values (ValueError naming a bad one)."""
+    names = [field.name for field in dataclasses.fields(TrainConfig)
+             if field.name not in ("progress", "text_width_range")]
+    values = {name: getattr(flag_values, name) for name in names}
+    return TrainConfig(**values, text_width_range=parse_text_width_range(flag_values.text_width_range))
+
+
+def parse_text_width_range(text: str) -> tuple[float, float] | None:
+    """``"0.03,0.6"`` -> (0.03, 0.6); ``""`` -> None (EAST-tf2's augmentation)."""
+    if not text.strip():
+        return None
+    try:
+        low, high = (float(value) for value in text.split(","))
+    except ValueError:
+        raise ValueError(f"--text_width_range must be two comma-separated fractions such as 0.03,0.6, "
+                         f"got {text!r}") from None
+    return low, high
 
 
 def main(argv, *, on_step: Callable[[int], None] | None = None) -> int:

@@ -77,3 +77,56 @@ def test_make_example_output_shapes_and_rgb(tmp_path):
     assert example["image"].shape == (128, 128, 3) and example["image"].dtype == np.uint8
     assert all(example[key].dtype == np.float32 for key in ("score_map", "geo_map", "training_mask"))
 
+
+
+# --------------------------------------------------------------------------- text_width_range (issue 12)
+def _plate_scene(folder: Path) -> Sample:
+    """A 640x480 noise image with one care plate (80x20 px) and one don't-care box."""
+    image = np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)
+    cv2.imwrite(str(folder / "plate.png"), image)
+    quads = np.array([[[300, 200], [380, 200], [380, 220], [300, 220]],
+                      [[50, 50], [120, 50], [120, 70], [50, 70]]], np.float32)
+    return Sample(str(folder / "plate.png"), None, quads, np.array([False, True]), ("AB12", "###"), (480, 640))
+
+
+def test_text_width_range_spans_the_range_and_targets_round_trip(tmp_path):
+    import geometry
+
+    sample = _plate_scene(tmp_path)
+    low, high, size = 0.03, 0.6, 256
+    config = augmentation.AugmentConfig(input_size=size, background_ratio=0.0, text_width_range=(low, high),
+                                        min_text_size=1)
+    widths = []
+    for slot in range(120):
+        example = augmentation.make_example(sample, np.random.default_rng([7, 0, slot]), config)
+        quads = example["quads"]
+        care = quads[~example["dont_care"]]
+        assert len(care) == 1  # the plate is always the chosen box: the only care box
+        widths.append(np.ptp(care[0, :, 0]) / size)
+        # Targets decode back to the output quads (every positive pixel restores its own quad).
+        boxes = geometry.decode_rbox(example["score_map"], example["geo_map"], 0.5)
+        if len(boxes):
+            decoded = geometry.order_clockwise_from_top_left(boxes[:, :8].reshape(-1, 4, 2))
+            error = np.abs(decoded[:, None] - quads[None]).max(axis=(2, 3)).min(axis=1)
+            assert error.max() < 1e-3
+    widths = np.array(widths)
+    assert widths.min() >= low * 0.999 and widths.max() <= high * 1.001
+    # Log-uniform: 5 % / 95 % quantiles at low * 20**0.05 = 0.035 and high / 20**0.05 = 0.52.
+    p5, p50, p95 = np.percentile(widths, [5, 50, 95])
+    assert p5 < 0.045 and p95 > 0.45 and 0.08 < p50 < 0.2, (p5, p50, p95)
+
+
+def test_text_width_range_is_deterministic_keeps_backgrounds_and_validates(tmp_path):
+    sample = _plate_scene(tmp_path)
+    config = augmentation.AugmentConfig(input_size=128, background_ratio=0.5, text_width_range=(0.1, 0.3))
+    backgrounds = 0
+    for seed in range(16):
+        first = augmentation.make_example(sample, np.random.default_rng(seed), config)
+        again = augmentation.make_example(sample, np.random.default_rng(seed), config)
+        np.testing.assert_array_equal(first["image"], again["image"])
+        np.testing.assert_array_equal(first["geo_map"], again["geo_map"])
+        backgrounds += len(first["quads"]) == 0
+    assert 3 <= backgrounds <= 13  # background_ratio still draws EAST-tf2's text-free crops
+    for bad in ((0.0, 0.5), (0.5, 0.1), (0.2, 1.5), (0.1,), "x"):
+        with pytest.raises(ValueError, match="text_width_range"):
+            augmentation.AugmentConfig(text_width_range=bad)
