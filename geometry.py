@@ -116,6 +116,9 @@ def polygon_signed_area(quads) -> np.ndarray | float:
 def order_clockwise_from_top_left(quads) -> np.ndarray:
     """Puts each quad's corners clockwise on screen, starting at the top-left corner.
 
+    The project's one corner-order normalization (DESIGN.md): loaders, synthetic data and
+    output writers call this rather than ordering corners themselves.
+
     Counter-clockwise quads are reversed; then the corners are rotated so the
     first is the one with the smallest ``x + y`` (ties: the smaller ``x``).
 

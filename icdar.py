@@ -84,8 +84,8 @@ class Annotation:
 
 
 @dataclass(frozen=True)
-class ImageEvaluation:
-    """Task 4.1 figures for one image (indices are file order)."""
+class Figures:
+    """Task 4.1 figures: precision, recall, hmean and the counts they come from."""
 
     precision: float
     recall: float
@@ -93,6 +93,12 @@ class ImageEvaluation:
     matched: int
     gt_care: int
     det_care: int
+
+
+@dataclass(frozen=True)
+class ImageEvaluation(Figures):
+    """Task 4.1 figures for one image (indices are file order)."""
+
     pairs: tuple[tuple[int, int], ...] = ()
     gt_dont_care: tuple[int, ...] = ()
     det_dont_care: tuple[int, ...] = ()
@@ -106,15 +112,9 @@ class ImageEvaluation:
 
 
 @dataclass(frozen=True)
-class Evaluation:
+class Evaluation(Figures):
     """Overall Task 4.1 figures plus the per-image ones (keyed by image stem)."""
 
-    precision: float
-    recall: float
-    hmean: float
-    matched: int
-    gt_care: int
-    det_care: int
     per_image: dict[str, ImageEvaluation] = field(default_factory=dict)
 
     @property

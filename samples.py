@@ -26,7 +26,7 @@ class Sample:
     """One training image and its boxes.
 
     quads: float32 (N, 4, 2), pixel xy in the original image, clockwise from the top-left.
-    dont_care: bool (N,), True for ``###`` boxes (masked out of the loss).
+    dont_care: bool (N,), True for don't-care boxes (annotation_loaders.is_dont_care; masked out of the loss).
     image_hw: (height, width) of the image as validated, or None when unknown (read at augmentation).
     """
 
