@@ -96,12 +96,9 @@ def _random_crop(scaled_hw, quads, rng, *, crop_background, min_crop_side_ratio)
     or, when no crop is found, the whole image and every quad."""
     height, width = scaled_hw
     pad_h, pad_w = height // 10, width // 10
-    covered_y = np.zeros(height + 2 * pad_h, dtype=bool)
-    covered_x = np.zeros(width + 2 * pad_w, dtype=bool)
-    rounded = np.round(quads).astype(np.int64)
-    for quad in rounded:
-        covered_x[quad[:, 0].min() + pad_w:quad[:, 0].max() + pad_w] = True
-        covered_y[quad[:, 1].min() + pad_h:quad[:, 1].max() + pad_h] = True
+    rounded = np.round(quads).astype(np.int64).reshape(-1, 4, 2)
+    covered_x = _covered(rounded[:, :, 0].min(axis=1) + pad_w, rounded[:, :, 0].max(axis=1) + pad_w, width + 2 * pad_w)
+    covered_y = _covered(rounded[:, :, 1].min(axis=1) + pad_h, rounded[:, :, 1].max(axis=1) + pad_h, height + 2 * pad_h)
     free_y = np.flatnonzero(~covered_y)
     free_x = np.flatnonzero(~covered_x)
     whole = (0, 0, width - 1, height - 1, np.arange(len(quads)))

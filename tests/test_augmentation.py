@@ -130,3 +130,14 @@ def test_text_width_range_is_deterministic_keeps_backgrounds_and_validates(tmp_p
     for bad in ((0.0, 0.5), (0.5, 0.1), (0.2, 1.5), (0.1,), "x"):
         with pytest.raises(ValueError, match="text_width_range"):
             augmentation.AugmentConfig(text_width_range=bad)
+
+
+def test_covered_matches_eastf2_slices_and_empty_input():
+    rng = np.random.default_rng(0)
+    starts = rng.integers(0, 90, 12)
+    ends = starts + rng.integers(0, 15, 12)  # some empty ranges, some past the end
+    expected = np.zeros(100, bool)
+    for start, end in zip(starts, ends):
+        expected[start:end] = True
+    np.testing.assert_array_equal(augmentation._covered(starts, ends, 100), expected)
+    assert not augmentation._covered(np.zeros(0, np.int64), np.zeros(0, np.int64), 5).any()
