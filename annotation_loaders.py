@@ -142,8 +142,9 @@ def is_dont_care(transcription: str) -> bool:
 
     This is what the official ICDAR 2015 Task 4.1 script does (``transcription == "###"`` after
     removing surrounding quotes), so scores match it. EAST-tf2 (after argman/EAST) also treated
-    ``*`` as don't care when training; no ICDAR 2015 file uses ``*`` that way, and a one-character
-    text must stay learnable, so ``*`` is an ordinary transcription here: write ``###`` (or set
+    ``*`` as don't care when training; ICDAR 2015 marks don't care with ``###`` (the scorer ignores
+    ``*``), and one rule keeps training and scoring consistent, so ``*`` is an ordinary
+    transcription here: write ``###`` (or set
     ``<difficult>1</difficult>`` in VOC) for regions the loss must ignore.
     """
     return transcription == DONT_CARE_TEXT
