@@ -5,7 +5,9 @@ judge geometry (order, clipping, degenerate quads) - ``data_preprocessor.load_da
 for every format. Formats:
 
 - ``icdar2015``: ``gt_<image stem>.txt`` beside the image, UTF-8 with or without BOM,
-  ``x1,y1,x2,y2,x3,y3,x4,y4,text`` (the text may contain commas; ``###`` = don't care).
+  ``x1,y1,x2,y2,x3,y3,x4,y4,text`` (the text may contain commas and is unquoted as the official
+  scripts do). Every format marks don't care the same way: the text is exactly ``###`` (see
+  ``is_dont_care``; EAST-tf2's extra ``*`` is an ordinary text).
 - ``plate``: ``<image stem>.txt`` beside the image, ``x1 y1 x2 y2 x3 y3 x4 y4 [text]``.
 - ``voc``: Pascal VOC ``<image stem>.xml`` beside the image or in ``../Annotations/``; each
   ``<bndbox>`` becomes a rectangle, ``<difficult>1</difficult>`` marks don't care.
@@ -29,8 +31,10 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
-DONT_CARE_TEXTS = frozenset({"###", "*"})
+# The one don't-care rule (training and scoring): see is_dont_care.
+DONT_CARE_TEXT = "###"
 NUMBERS_PER_QUAD = 8
+_QUOTED_TEXT = re.compile(r'^\s*"(.*)"\s*$')
 # How many images auto-detection looks at; enough to tell formats apart, cheap on big folders.
 DETECT_SAMPLE_SIZE = 50
 
@@ -77,7 +81,7 @@ class AnnotationFormat:
     expected_file: str
 
 
-def list_images(folder: Path) -> list[Path]:
+def images_in_folder(folder: Path) -> list[Path]:
     """Images (jpg, jpeg, png, bmp in any case) directly inside folder, sorted by name."""
     return sorted(
         (path for path in folder.iterdir() if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS),
@@ -123,26 +127,73 @@ def _is_number(field: str) -> bool:
     return True
 
 
-def _quad_line(fields: list[str], separator: str, line: str, line_no: int, path: Path) -> tuple[RawBox | None, Problem | None]:
-    """A RawBox from 8 leading coordinate fields and an optional text, or a Problem quoting the line."""
+def unquote_transcription(transcription: str) -> str:
+    """The official ICDAR scripts' quoting: ``"text"`` (spaces around allowed) becomes ``text``, with
+    ``\\\\`` -> ``\\`` and ``\\"`` -> ``"`` inside; anything else is returned unchanged."""
+    quoted = _QUOTED_TEXT.match(transcription)
+    if quoted is None:
+        return transcription
+    return quoted.group(1).replace("\\\\", "\\").replace('\\"', '"')
+
+
+def is_dont_care(transcription: str) -> bool:
+    """The project's one don't-care rule, for training and for scoring: the (unquoted)
+    transcription is exactly ``###``.
+
+    This is what the official ICDAR 2015 Task 4.1 script does (``transcription == "###"`` after
+    removing surrounding quotes), so scores match it. EAST-tf2 (after argman/EAST) also treated
+    ``*`` as don't care when training; ICDAR 2015 marks don't care with ``###`` (the scorer ignores
+    ``*``), and one rule keeps training and scoring consistent, so ``*`` is an ordinary
+    transcription here: write ``###`` (or set
+    ``<difficult>1</difficult>`` in VOC) for regions the loss must ignore.
+    """
+    return transcription == DONT_CARE_TEXT
+
+
+def parse_quad_line(line: str, separator: str | None = ",") -> tuple[np.ndarray | None, str]:
+    """One ``x1,y1,x2,y2,x3,y3,x4,y4[,transcription]`` line (ICDAR 2015 ground truth and results,
+    and, with ``separator=None`` (whitespace), the plate format).
+
+    The transcription is everything after the eighth separator (so it may hold commas), unquoted
+    with ``unquote_transcription``; test it with ``is_dont_care``. Coordinates may be decimals
+    (and non-finite: callers judge geometry).
+
+    Returns:
+        (quad float64 (4, 2) pixel xy in file order, transcription), or (None, the reason the
+        line is malformed: "wrong coordinate count: ..." or "malformed line (non-numeric ...)").
+    """
+    fields = line.split(separator)
     numeric = 0
     while numeric < len(fields) and _is_number(fields[numeric]):
         numeric += 1
-    if numeric == len(fields) and numeric > NUMBERS_PER_QUAD and numeric % 2 == 0:
-        # Only numbers, an even count above 8: a polygon with more than 4 points.
-        return None, Problem(str(path), line_no, f"wrong coordinate count: expected 8 numbers, got {numeric} in {line!r}")
     if numeric < NUMBERS_PER_QUAD:
         if any(_is_number(field) for field in fields[numeric + 1:]):
-            return None, Problem(str(path), line_no,
-                                 f"malformed line (non-numeric value {fields[numeric].strip()!r} at position "
-                                 f"{numeric + 1}): {line!r}")
-        return None, Problem(str(path), line_no, f"wrong coordinate count: expected 8 numbers, got {numeric} in {line!r}")
+            return None, (f"malformed line (non-numeric value {fields[numeric].strip()!r} at position "
+                          f"{numeric + 1}): {line!r}")
+        return None, f"wrong coordinate count: expected 8 numbers, got {numeric} in {line!r}"
     quad = np.asarray([float(field) for field in fields[:NUMBERS_PER_QUAD]], dtype=np.float64).reshape(4, 2)
-    text = separator.join(fields[NUMBERS_PER_QUAD:]).strip()
-    return RawBox(quad, text, text in DONT_CARE_TEXTS, line_no), None
+    if separator is None:
+        transcription = " ".join(fields[NUMBERS_PER_QUAD:])
+    else:
+        parts = line.split(separator, NUMBERS_PER_QUAD)
+        transcription = parts[NUMBERS_PER_QUAD] if len(parts) > NUMBERS_PER_QUAD else ""
+    return quad, unquote_transcription(transcription)
 
 
-def _parse_quad_lines(annotation_path: Path, split: Callable[[str], list[str]], separator: str) -> ParseResult:
+def _quad_line(line: str, separator: str | None, line_no: int, path: Path) -> tuple[RawBox | None, Problem | None]:
+    """A RawBox from one annotation line, or a Problem quoting the line."""
+    fields = line.split(separator)
+    if len(fields) > NUMBERS_PER_QUAD and len(fields) % 2 == 0 and all(map(_is_number, fields)):
+        # Only numbers, an even count above 8: a polygon with more than 4 points (no text box to train on).
+        return None, Problem(str(path), line_no,
+                             f"wrong coordinate count: expected 8 numbers, got {len(fields)} in {line!r}")
+    quad, text = parse_quad_line(line, separator)
+    if quad is None:
+        return None, Problem(str(path), line_no, text)
+    return RawBox(quad, text, is_dont_care(text), line_no), None
+
+
+def _parse_quad_lines(annotation_path: Path, separator: str | None) -> ParseResult:
     lines, problem = _read_text(annotation_path)
     if problem is not None:
         return [], [problem]
@@ -150,7 +201,7 @@ def _parse_quad_lines(annotation_path: Path, split: Callable[[str], list[str]], 
     for line_no, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        box, problem = _quad_line(split(line), separator, line, line_no, annotation_path)
+        box, problem = _quad_line(line, separator, line_no, annotation_path)
         boxes += [box] if box is not None else []
         problems += [problem] if problem is not None else []
     return boxes, problems
@@ -173,7 +224,7 @@ def _icdar_find(image_path: Path) -> Path | None:
 
 
 def _icdar_parse(annotation_path, image_path, image_hw, yolo_classes) -> ParseResult:
-    return _parse_quad_lines(annotation_path, lambda line: line.split(","), ",")
+    return _parse_quad_lines(annotation_path, ",")
 
 
 def _icdar_sniff(annotation_path, image_path) -> bool:
@@ -190,7 +241,7 @@ def _same_stem_txt(image_path: Path) -> Path | None:
 
 
 def _plate_parse(annotation_path, image_path, image_hw, yolo_classes) -> ParseResult:
-    return _parse_quad_lines(annotation_path, str.split, " ")
+    return _parse_quad_lines(annotation_path, None)
 
 
 def _plate_sniff(annotation_path, image_path) -> bool:
@@ -202,11 +253,17 @@ def _plate_sniff(annotation_path, image_path) -> bool:
 
 # --- yolo ------------------------------------------------------------------------------------
 
-def _yolo_find(image_path: Path) -> Path | None:
-    candidates = [image_path.with_suffix(".txt")]
-    if image_path.parent.name == "images":
-        candidates.append(image_path.parent.parent / "labels" / f"{image_path.stem}.txt")
+def _beside_or_in_sibling(image_path: Path, suffix: str, images_folder: str, annotations_folder: str) -> Path | None:
+    """``<stem><suffix>`` beside the image, else (for an image in ``images_folder/``) in the sibling
+    ``annotations_folder/`` (YOLO's images/labels, VOC's JPEGImages/Annotations layouts)."""
+    candidates = [image_path.with_suffix(suffix)]
+    if image_path.parent.name == images_folder:
+        candidates.append(image_path.parent.parent / annotations_folder / f"{image_path.stem}{suffix}")
     return _existing(*candidates)
+
+
+def _yolo_find(image_path: Path) -> Path | None:
+    return _beside_or_in_sibling(image_path, ".txt", "images", "labels")
 
 
 def _yolo_parse(annotation_path, image_path, image_hw, yolo_classes) -> ParseResult:
@@ -257,10 +314,7 @@ def _looks_like_yolo(fields: list[str]) -> bool:
 # --- voc -------------------------------------------------------------------------------------
 
 def _voc_find(image_path: Path) -> Path | None:
-    candidates = [image_path.with_suffix(".xml")]
-    if image_path.parent.name == "JPEGImages":
-        candidates.append(image_path.parent.parent / "Annotations" / f"{image_path.stem}.xml")
-    return _existing(*candidates)
+    return _beside_or_in_sibling(image_path, ".xml", "JPEGImages", "Annotations")
 
 
 def _voc_parse(annotation_path, image_path, image_hw, yolo_classes) -> ParseResult:
@@ -288,7 +342,7 @@ def _voc_parse(annotation_path, image_path, image_hw, yolo_classes) -> ParseResu
             problems.append(Problem(str(annotation_path), None, f"object {index} ({name!r}): {reason} in <bndbox>"))
             continue
         difficult = (obj.findtext("difficult") or "0").strip() == "1"
-        boxes.append(RawBox(_rectangle(*numbers), name, difficult or name in DONT_CARE_TEXTS, None))
+        boxes.append(RawBox(_rectangle(*numbers), name, difficult or is_dont_care(name), None))
     return boxes, problems
 
 
@@ -348,7 +402,7 @@ def _labelme_parse(annotation_path, image_path, image_hw, yolo_classes) -> Parse
                                     f"wrong coordinate count: {where} is a {shape_type} with {len(points)} "
                                     f"points (expected a 4-point polygon or a 2-point rectangle)"))
             continue
-        boxes.append(RawBox(quad, label, label in DONT_CARE_TEXTS, None))
+        boxes.append(RawBox(quad, label, is_dont_care(label), None))
     return boxes, problems
 
 
@@ -409,7 +463,12 @@ ANNOTATION_FORMATS: dict[str, AnnotationFormat] = {
 AUTO_FORMAT = "auto"
 
 
-def detect_format(image_paths: list[Path]) -> tuple[str | None, str]:
+def format_choices() -> tuple[str, ...]:
+    """What an ``--annotation_format`` flag accepts: "auto", then every registered format, in order."""
+    return (AUTO_FORMAT, *ANNOTATION_FORMATS)
+
+
+def detect_annotation_format(image_paths: list[Path]) -> tuple[str | None, str]:
     """Guess the annotation format of a folder from (up to DETECT_SAMPLE_SIZE of) its images.
 
     Each format scores the images whose annotation it finds and recognizes; the best score wins

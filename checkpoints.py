@@ -29,6 +29,7 @@ from typing import Callable
 import numpy as np
 import keras
 
+import atomic_io
 import model as east_model
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ OPTIMIZER_FILE = "optimizer.npz"
 TRAIN_LOG_FILE = "train_log.csv"
 LOGS_DIR = "logs"
 CHECKPOINT_PREFIX = "ckpt-"
-TEMP_PREFIX = ".tmp-"
+TEMP_PREFIX = atomic_io.TEMP_PREFIX
 FORMAT_NAME = "east-keras-checkpoint"
 FORMAT_VERSION = 1
 MODEL_CONFIG_KEYS = ("input_size", "backbone")
@@ -56,31 +57,6 @@ class CheckpointError(ValueError):
 def checkpoint_name(step: int) -> str:
     """Folder name of the checkpoint taken after ``step`` training steps."""
     return f"{CHECKPOINT_PREFIX}{int(step)}"
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Flush a directory entry where the file system allows it (FUSE mounts often don't)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` by ``text`` so a reader sees the old or the new content, never a mix."""
-    temp = path.with_name(f"{TEMP_PREFIX}{path.name}-{os.getpid()}")
-    with open(temp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temp, path)
-    _fsync_dir(path.parent)
 
 
 def _remove_tree_atomic(path: Path) -> None:
@@ -250,10 +226,10 @@ def save_checkpoint(folder: str | os.PathLike, step: int, model: keras.Model, op
     if final.exists():  # left by a run killed after this rename but before updating latest
         _remove_tree_atomic(final)
     os.rename(temp, final)
-    _fsync_dir(folder)
+    atomic_io.fsync_dir(folder)
     if on_stage is not None:
         on_stage("before_latest")
-    _write_text_atomic(folder / LATEST_FILE, name + "\n")
+    atomic_io.write_text_atomic(folder / LATEST_FILE, name + "\n")
 
     keep = max(1, int(max_to_keep))
     for old_step in list_checkpoints(folder)[:-keep]:

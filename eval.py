@@ -415,6 +415,8 @@ def run_evaluation(config: EvalConfig, predictor: tuple[Predictor, dict] | None 
 
 
 def _define_flags(flags) -> None:
+    from annotation_loaders import format_choices
+
     flags.DEFINE_string("test_data_path", "./data/ICDAR2015/test_data", "folder of test images (or one image)")
     flags.DEFINE_string("model_path", "./east_resnet_50_rbox/",
                         "checkpoint folder (its latest checkpoint is used) or one checkpoint file")
@@ -429,7 +431,8 @@ def _define_flags(flags) -> None:
     flags.DEFINE_integer("batch_size", 1, "images per network call (consecutive images of the same size)")
     flags.DEFINE_boolean("write_images", True, "write an overlay image with the boxes drawn")
     flags.DEFINE_string("gt_path", None, "ground truth (folder or ICDAR zip) to score the detections against")
-    flags.DEFINE_string("annotation_format", "auto", "format of --gt_path: auto, icdar2015, plate, voc, ...")
+    flags.DEFINE_string("annotation_format", "auto",
+                        f"format of --gt_path: {', '.join(format_choices())}")
     flags.DEFINE_enum("output_format", "plain", list(OUTPUT_FORMATS),
                       "plain: <stem>.txt; icdar: res_<stem>.txt (ICDAR submission naming, CRLF)")
 

@@ -35,9 +35,11 @@ import logging
 
 import numpy as np
 
+import network_io
+
 log = logging.getLogger(__name__)
 
-OUTPUT_STRIDE = 4
+OUTPUT_STRIDE = network_io.OUTPUT_STRIDE  # re-exported: callers of make_rbox_targets size maps with it
 SHRINK_RATIO = 0.3
 MIN_QUAD_AREA = 1.0  # px²; smaller quads are "degenerate"
 
@@ -82,6 +84,21 @@ def _single_or_batch(array: np.ndarray, single: bool) -> np.ndarray:
 # --------------------------------------------------------------------------- #
 # quad utilities
 # --------------------------------------------------------------------------- #
+def shoelace_areas(points: np.ndarray) -> np.ndarray:
+    """Signed shoelace areas of polygons, the project's one implementation.
+
+    Args:
+      points: float (..., K, 2) pixel xy, y down (repeated vertices are harmless, so clipped
+        polygons may be padded with their last vertex).
+
+    Returns:
+      float64 (...,) areas in px², positive when the corners run clockwise on screen.
+    """
+    points = np.asarray(points, dtype=np.float64)
+    x, y = points[..., 0], points[..., 1]
+    return 0.5 * np.sum(x * np.roll(y, -1, axis=-1) - np.roll(x, -1, axis=-1) * y, axis=-1)
+
+
 def polygon_signed_area(quads) -> np.ndarray | float:
     """Shoelace area of quads; positive when the corners run clockwise on screen.
 
@@ -92,13 +109,15 @@ def polygon_signed_area(quads) -> np.ndarray | float:
       float64 (N,) areas in px², or a float for a single (4, 2) quad. Empty -> (0,).
     """
     array, single = _as_quads(quads)
-    x, y = array[..., 0], array[..., 1]
-    area = 0.5 * np.sum(x * np.roll(y, -1, axis=-1) - np.roll(x, -1, axis=-1) * y, axis=-1)
+    area = shoelace_areas(array)
     return float(area[0]) if single else area
 
 
 def order_clockwise_from_top_left(quads) -> np.ndarray:
     """Puts each quad's corners clockwise on screen, starting at the top-left corner.
+
+    The project's one corner-order normalization (DESIGN.md): loaders, synthetic data and
+    output writers call this rather than ordering corners themselves.
 
     Counter-clockwise quads are reversed; then the corners are rotated so the
     first is the one with the smallest ``x + y`` (ties: the smaller ``x``).
@@ -356,39 +375,8 @@ def make_rbox_targets(
       training_mask float32 (H/4, W/4, 1): 0 over don't-care and too-small
         quads and over the ring between each quad and its shrunk version, else 1.
     """
-    quads, _ = _as_quads(quads)
-    if not np.all(np.isfinite(quads)):
-        raise ValueError("quads must have finite coordinates")
-    count = len(quads)
-    if dont_care is None:
-        dont_care = np.zeros(count, bool)
-    dont_care = np.asarray(dont_care)
-    if dont_care.shape != (count,):
-        raise ValueError(f"dont_care must be ({count},) bool like quads, got shape {dont_care.shape}")
-    height, width = _as_image_hw(image_hw)
-    if height % OUTPUT_STRIDE or width % OUTPUT_STRIDE:
-        raise ValueError(f"image_hw must be multiples of {OUTPUT_STRIDE}, got {(height, width)}")
-    map_hw = (height // OUTPUT_STRIDE, width // OUTPUT_STRIDE)
-
-    quad_index = np.zeros(map_hw, np.int32)  # 1 + index of the quad owning the pixel
-    in_text = np.zeros(map_hw, bool)  # union of original quads
-    ignored = np.zeros(map_hw, bool)  # don't-care or too small
-    if count:
-        shrunk = shrink_quads(quads, shrink_ratio).astype(np.float64)
-        too_small = _edge_lengths(quads).min(axis=1) < min_text_size
-        masked_out = too_small | dont_care.astype(bool)
-        for index in range(count):
-            window = _rasterize(quads[index] / OUTPUT_STRIDE, map_hw)
-            if window is not None:
-                rows, cols, mask = window
-                in_text[rows, cols] |= mask
-                if masked_out[index]:
-                    ignored[rows, cols] |= mask
-            window = _rasterize(shrunk[index] / OUTPUT_STRIDE, map_hw)
-            if window is not None:
-                rows, cols, mask = window
-                quad_index[rows, cols] = np.where(mask, index + 1, quad_index[rows, cols])
-
+    quads, dont_care, map_hw = _check_target_args(quads, dont_care, image_hw)
+    quad_index, in_text, ignored = _rasterize_targets(quads, dont_care, map_hw, min_text_size, shrink_ratio)
     positive = quad_index > 0
     score_map = positive.astype(np.float32)[..., None]
     training_mask = (~(ignored | (in_text & ~positive))).astype(np.float32)[..., None]
@@ -407,6 +395,47 @@ def make_rbox_targets(
             [top, rect_w - left, rect_h - top, left, angle], axis=-1
         )
     return score_map, geo_map, training_mask
+
+
+def _check_target_args(quads, dont_care, image_hw):
+    """(quads float64 (N, 4, 2), dont_care bool (N,), map (h, w)) for make_rbox_targets; ValueError if bad."""
+    quads, _ = _as_quads(quads)
+    if not np.all(np.isfinite(quads)):
+        raise ValueError("quads must have finite coordinates")
+    count = len(quads)
+    if dont_care is None:
+        dont_care = np.zeros(count, bool)
+    dont_care = np.asarray(dont_care)
+    if dont_care.shape != (count,):
+        raise ValueError(f"dont_care must be ({count},) bool like quads, got shape {dont_care.shape}")
+    height, width = _as_image_hw(image_hw)
+    if height % OUTPUT_STRIDE or width % OUTPUT_STRIDE:
+        raise ValueError(f"image_hw must be multiples of {OUTPUT_STRIDE}, got {(height, width)}")
+    return quads, dont_care.astype(bool), (height // OUTPUT_STRIDE, width // OUTPUT_STRIDE)
+
+
+def _rasterize_targets(quads, dont_care, map_hw, min_text_size, shrink_ratio):
+    """Per map pixel: (1 + index of the shrunk quad owning it (0: none; later quads win),
+    inside any original quad, inside a don't-care or too-small quad)."""
+    quad_index = np.zeros(map_hw, np.int32)
+    in_text = np.zeros(map_hw, bool)
+    ignored = np.zeros(map_hw, bool)
+    if not len(quads):
+        return quad_index, in_text, ignored
+    shrunk = shrink_quads(quads, shrink_ratio).astype(np.float64)
+    masked_out = (_edge_lengths(quads).min(axis=1) < min_text_size) | dont_care
+    for index in range(len(quads)):
+        window = _rasterize(quads[index] / OUTPUT_STRIDE, map_hw)
+        if window is not None:
+            rows, cols, mask = window
+            in_text[rows, cols] |= mask
+            if masked_out[index]:
+                ignored[rows, cols] |= mask
+        window = _rasterize(shrunk[index] / OUTPUT_STRIDE, map_hw)
+        if window is not None:
+            rows, cols, mask = window
+            quad_index[rows, cols] = np.where(mask, index + 1, quad_index[rows, cols])
+    return quad_index, in_text, ignored
 
 
 # --------------------------------------------------------------------------- #

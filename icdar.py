@@ -6,7 +6,8 @@ File format (one text region a line, UTF-8 with or without BOM, LF or CRLF)::
     x1,y1,x2,y2,x3,y3,x4,y4[,score]            detections   (res_<stem>.txt or <stem>.txt)
 
 The transcription is everything after the eighth comma, so it may itself hold
-commas; ``###`` marks a "don't care" region.
+commas; ``###`` marks a "don't care" region (the one rule, shared with training:
+``annotation_loaders.is_dont_care``).
 
 The evaluation reproduces the competition's own script (``script.py`` with
 ``rrc_evaluation_funcs.py``, IoU variant) figure for figure:
@@ -37,9 +38,7 @@ import argparse
 import json
 import logging
 import os
-import re
 import sys
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,9 +47,12 @@ from typing import Mapping, Sequence
 import numpy as np
 import shapely
 
+import annotation_loaders
+import atomic_io
+
 log = logging.getLogger(__name__)
 
-DONT_CARE_TEXT = "###"
+DONT_CARE_TEXT = annotation_loaders.DONT_CARE_TEXT
 GT_PREFIX = "gt_"
 RESULT_PREFIX = "res_"
 TEXT_SUFFIX = ".txt"
@@ -59,7 +61,6 @@ DONT_CARE_AREA_THRESHOLD = 0.5
 NUM_COORDS = 8
 ICDAR_FORMAT = "icdar2015"
 
-_QUOTED_TEXT = re.compile(r'^\s*"(.*)"\s*$')
 _BOM = "\ufeff"
 
 
@@ -83,8 +84,8 @@ class Annotation:
 
 
 @dataclass(frozen=True)
-class ImageEvaluation:
-    """Task 4.1 figures for one image (indices are file order)."""
+class Figures:
+    """Task 4.1 figures: precision, recall, hmean and the counts they come from."""
 
     precision: float
     recall: float
@@ -92,6 +93,12 @@ class ImageEvaluation:
     matched: int
     gt_care: int
     det_care: int
+
+
+@dataclass(frozen=True)
+class ImageEvaluation(Figures):
+    """Task 4.1 figures for one image (indices are file order)."""
+
     pairs: tuple[tuple[int, int], ...] = ()
     gt_dont_care: tuple[int, ...] = ()
     det_dont_care: tuple[int, ...] = ()
@@ -105,15 +112,9 @@ class ImageEvaluation:
 
 
 @dataclass(frozen=True)
-class Evaluation:
+class Evaluation(Figures):
     """Overall Task 4.1 figures plus the per-image ones (keyed by image stem)."""
 
-    precision: float
-    recall: float
-    hmean: float
-    matched: int
-    gt_care: int
-    det_care: int
     per_image: dict[str, ImageEvaluation] = field(default_factory=dict)
 
     @property
@@ -157,15 +158,14 @@ def _lines(text: str):
             yield line_no, line
 
 
-def _parse_coords(fields: Sequence[str], source: str, line_no: int, line: str) -> list[float]:
-    try:
-        coords = [float(value) for value in fields[:NUM_COORDS]]
-    except ValueError:
-        coords = None
-    if len(fields) < NUM_COORDS or coords is None or not np.all(np.isfinite(coords)):
+def _parse_line(line: str, source: str, line_no: int) -> tuple[list[float], str]:
+    """(8 coordinates, unquoted transcription) of one line, by the project's one line parser."""
+    quad, transcription = annotation_loaders.parse_quad_line(line, ",")
+    if quad is None or not np.all(np.isfinite(quad)):
+        reason = transcription if quad is None else "non-finite coordinates"
         raise IcdarFormatError(
-            f"{source}:{line_no}: expected 8 comma-separated numbers x1,y1,...,x4,y4 first, got {line!r}")
-    return coords
+            f"{source}:{line_no}: expected 8 comma-separated numbers x1,y1,...,x4,y4 first ({reason}), got {line!r}")
+    return quad.ravel().tolist(), transcription
 
 
 def parse_annotation_text(text: str, source: str = "<text>") -> Annotation:
@@ -176,28 +176,22 @@ def parse_annotation_text(text: str, source: str = "<text>") -> Annotation:
         source: file name used in error messages.
 
     Returns:
-        Annotation with quads float32 (N, 4, 2) in file order, dont_care (N,) bool
-        (transcription exactly ``###``, after removing surrounding double quotes as
-        the official script does) and the transcriptions. No lines: N = 0.
+        Annotation with quads float32 (N, 4, 2) in file order, dont_care (N,) bool and the
+        transcriptions, unquoted as the official script does. Don't care is
+        ``annotation_loaders.is_dont_care``: the transcription is exactly ``###`` (the official
+        rule; training uses the same one). No lines: N = 0.
 
     Raises:
         IcdarFormatError: a line without 8 leading numbers, naming file and line.
     """
     if text.startswith(_BOM):
         text = text[1:]
-    quads, texts = [], []
-    for line_no, line in _lines(text):
-        fields = line.split(",", NUM_COORDS)
-        quads.append(_parse_coords(fields, source, line_no, line))
-        transcription = fields[NUM_COORDS] if len(fields) > NUM_COORDS else ""
-        quoted = _QUOTED_TEXT.match(transcription)
-        if quoted:
-            transcription = quoted.group(1).replace("\\\\", "\\").replace('\\"', '"')
-        texts.append(transcription)
+    parsed = [_parse_line(line, source, line_no) for line_no, line in _lines(text)]
+    texts = tuple(transcription for _, transcription in parsed)
     return Annotation(
-        quads=np.asarray(quads, dtype=np.float32).reshape(-1, 4, 2),
-        dont_care=np.array([t == DONT_CARE_TEXT for t in texts], dtype=bool),
-        texts=tuple(texts),
+        quads=np.asarray([coords for coords, _ in parsed], dtype=np.float32).reshape(-1, 4, 2),
+        dont_care=np.array([annotation_loaders.is_dont_care(t) for t in texts], dtype=bool),
+        texts=texts,
     )
 
 
@@ -212,7 +206,7 @@ def parse_detection_text(text: str, source: str = "<text>") -> np.ndarray:
     """
     if text.startswith(_BOM):
         text = text[1:]
-    quads = [_parse_coords(line.split(","), source, line_no, line) for line_no, line in _lines(text)]
+    quads = [_parse_line(line, source, line_no)[0] for line_no, line in _lines(text)]
     return np.asarray(quads, dtype=np.float32).reshape(-1, 4, 2)
 
 
@@ -229,20 +223,8 @@ def read_detection_file(path: str | os.PathLike) -> np.ndarray:
 # --------------------------------------------------------------------------- writing
 
 
-def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``.
-
-    A reader never sees a half-written file; an interrupted write leaves the old file.
-    """
-    path = Path(path)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as temp_file:
-            temp_file.write(data)
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+# One write-aside-then-rename for the project; kept under this name for icdar.write_bytes_atomic callers.
+write_bytes_atomic = atomic_io.write_bytes_atomic
 
 
 def format_lines(quads: np.ndarray, texts: Sequence[str] | None = None, *, newline: str = "\r\n") -> str:
@@ -312,6 +294,54 @@ def _intersection_areas(first: np.ndarray, first_quads: np.ndarray, first_valid:
     return areas
 
 
+def _ignored_detections(gt, dont_care_index, det, det_areas, dont_care_area_threshold) -> np.ndarray:
+    """bool (D,): detections mostly inside a don't-care region (official order: dont_care & det).
+
+    gt, det: (polygons, quads, valid) as ``_polygons`` and the quads give them."""
+    det_ignored = np.zeros(len(det[1]), dtype=bool)
+    if len(dont_care_index) and len(det[1]):
+        inside = _intersection_areas(*(part[dont_care_index] for part in gt), *det)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            covered = np.where(det_areas[None] == 0, 0.0, inside / det_areas[None])
+        det_ignored = np.any(covered > dont_care_area_threshold, axis=0)
+    return det_ignored
+
+
+def _match_pairs(det, det_areas, gt, gt_areas, allowed: np.ndarray, iou_threshold: float) -> list[tuple[int, int]]:
+    """(gt index, det index) pairs, one to one in the protocol's order: ground truth in file order,
+    each taking the first free detection with IoU > iou_threshold where ``allowed`` (G, D).
+
+    IoU with the official operand order: intersection(det, gt), union = det + gt - intersection."""
+    pairs: list[tuple[int, int]] = []
+    if not (len(gt[1]) and len(det[1])):
+        return pairs
+    intersections = _intersection_areas(*det, *gt).T
+    unions = det_areas[None] + gt_areas[:, None] - intersections
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iou = np.where(unions == 0, 0.0, intersections / unions)
+    candidates = (iou > iou_threshold) & allowed
+    det_free = np.ones(len(det[1]), dtype=bool)
+    for gt_index in np.flatnonzero(candidates.any(axis=1)):
+        free = candidates[gt_index] & det_free
+        if free.any():
+            det_index = int(np.argmax(free))
+            det_free[det_index] = False
+            pairs.append((int(gt_index), det_index))
+    return pairs
+
+
+def _image_figures(matched: int, gt_care: int, det_care: int) -> tuple[float, float, float]:
+    """(precision, recall, hmean) of one image, with the official conventions for empty sides."""
+    if gt_care == 0:
+        recall = 1.0
+        precision = 0.0 if det_care > 0 else 1.0
+    else:
+        recall = float(matched) / gt_care
+        precision = 0.0 if det_care == 0 else float(matched) / det_care
+    hmean = 0.0 if precision + recall == 0 else 2.0 * precision * recall / (precision + recall)
+    return precision, recall, hmean
+
+
 def evaluate_image(gt_quads: np.ndarray, gt_dont_care: np.ndarray, det_quads: np.ndarray, *,
                    iou_threshold: float = IOU_THRESHOLD,
                    dont_care_area_threshold: float = DONT_CARE_AREA_THRESHOLD) -> ImageEvaluation:
@@ -337,43 +367,15 @@ def evaluate_image(gt_quads: np.ndarray, gt_dont_care: np.ndarray, det_quads: np
     gt_polygons, gt_areas, gt_valid = _polygons(gt_quads)
     det_polygons, det_areas, det_valid = _polygons(det_quads)
 
-    # Ignored detections: mostly inside a don't-care region (official order: dont_care & det).
-    det_ignored = np.zeros(len(det_quads), dtype=bool)
     dont_care_index = np.flatnonzero(gt_dont_care)
-    if len(dont_care_index) and len(det_quads):
-        inside = _intersection_areas(gt_polygons[dont_care_index], gt_quads[dont_care_index],
-                                     gt_valid[dont_care_index], det_polygons, det_quads, det_valid)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            covered = np.where(det_areas[None] == 0, 0.0, inside / det_areas[None])
-        det_ignored = np.any(covered > dont_care_area_threshold, axis=0)
-
-    # IoU with the official operand order: intersection(det, gt), union = det + gt - intersection.
-    pairs: list[tuple[int, int]] = []
-    if len(gt_quads) and len(det_quads):
-        intersections = _intersection_areas(det_polygons, det_quads, det_valid,
-                                            gt_polygons, gt_quads, gt_valid).T
-        unions = det_areas[None] + gt_areas[:, None] - intersections
-        with np.errstate(divide="ignore", invalid="ignore"):
-            iou = np.where(unions == 0, 0.0, intersections / unions)
-        candidates = (iou > iou_threshold) & ~gt_dont_care[:, None] & ~det_ignored[None]
-        det_free = np.ones(len(det_quads), dtype=bool)
-        for gt_index in np.flatnonzero(candidates.any(axis=1)):
-            free = candidates[gt_index] & det_free
-            if free.any():
-                det_index = int(np.argmax(free))
-                det_free[det_index] = False
-                pairs.append((int(gt_index), det_index))
-
+    det_ignored = _ignored_detections((gt_polygons, gt_quads, gt_valid), dont_care_index,
+                                      (det_polygons, det_quads, det_valid), det_areas, dont_care_area_threshold)
+    pairs = _match_pairs((det_polygons, det_quads, det_valid), det_areas, (gt_polygons, gt_quads, gt_valid),
+                         gt_areas, ~gt_dont_care[:, None] & ~det_ignored[None], iou_threshold)
     matched = len(pairs)
     gt_care = int(len(gt_quads) - gt_dont_care.sum())
     det_care = int(len(det_quads) - det_ignored.sum())
-    if gt_care == 0:
-        recall = 1.0
-        precision = 0.0 if det_care > 0 else 1.0
-    else:
-        recall = float(matched) / gt_care
-        precision = 0.0 if det_care == 0 else float(matched) / det_care
-    hmean = 0.0 if precision + recall == 0 else 2.0 * precision * recall / (precision + recall)
+    precision, recall, hmean = _image_figures(matched, gt_care, det_care)
     return ImageEvaluation(
         precision=precision, recall=recall, hmean=hmean, matched=matched, gt_care=gt_care, det_care=det_care,
         pairs=tuple(pairs),

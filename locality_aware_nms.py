@@ -25,6 +25,8 @@ import logging
 
 import numpy as np
 
+import geometry
+
 log = logging.getLogger(__name__)
 
 try:
@@ -59,12 +61,6 @@ def _check_threshold(nms_thres: float) -> float:
 # --------------------------------------------------------------------------- #
 # vectorized convex-quad overlap
 # --------------------------------------------------------------------------- #
-def _shoelace(points: np.ndarray) -> np.ndarray:
-    """Signed areas of polygons (M, K, 2) (repeated vertices are harmless)."""
-    x, y = points[..., 0], points[..., 1]
-    return 0.5 * np.sum(x * np.roll(y, -1, axis=-1) - np.roll(x, -1, axis=-1) * y, axis=-1)
-
-
 def _clip_by_edge(subject: np.ndarray, start: np.ndarray, end: np.ndarray, sign: np.ndarray) -> np.ndarray:
     """One Sutherland-Hodgman step: keep the part of each polygon left of start->end.
 
@@ -167,13 +163,13 @@ def quad_iou(quads_a, quads_b) -> np.ndarray:
     quads_a = np.asarray(quads_a, dtype=np.float64)
     quads_b = np.asarray(quads_b, dtype=np.float64)
     quads_a, quads_b = np.broadcast_arrays(quads_a.reshape(-1, 4, 2), quads_b.reshape(-1, 4, 2))
-    area_a = np.abs(_shoelace(quads_a))
-    signed_b = _shoelace(quads_b)
+    area_a = np.abs(geometry.shoelace_areas(quads_a))
+    signed_b = geometry.shoelace_areas(quads_b)
     sign = np.where(signed_b >= 0, 1.0, -1.0)
     clipped = quads_a
     for corner in range(4):
         clipped = _clip_by_edge(clipped, quads_b[:, corner], quads_b[:, (corner + 1) % 4], sign)
-    intersection = np.abs(_shoelace(clipped))
+    intersection = np.abs(geometry.shoelace_areas(clipped))
     union = area_a + np.abs(signed_b) - intersection
     return np.divide(intersection, union, out=np.zeros_like(union), where=union > 0)
 

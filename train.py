@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import io
 import logging
 import os
 import sys
@@ -31,6 +32,8 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+
+import atomic_io
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +49,8 @@ class TrainConfig:
     (fine-tune), seed, mixed_precision, max_to_keep, backbone, backbone_weights, gpu_list
     ("" = every visible GPU; "0,1" = those GPUs; full device names such as "/cpu:0,/cpu:1"
     are accepted too), log_steps (train_log.csv / TensorBoard / progress period), progress
-    (show a tqdm bar).
+    (show a tqdm bar), text_width_range (None: EAST-tf2's random_scale; (low, high): scale each
+    text crop so one box is low..high * input_size wide, see augmentation.AugmentConfig).
     """
 
     input_size: int = 512
@@ -78,6 +82,7 @@ class TrainConfig:
     log_steps: int = 10
     bn_momentum: float = 0.0
     progress: bool = True
+    text_width_range: tuple[float, float] | None = None
 
     def __post_init__(self):
         if self.geometry not in GEOMETRIES:
@@ -94,6 +99,8 @@ class TrainConfig:
             raise ValueError(f"bn_momentum must be in [0, 1), got {self.bn_momentum}")
         if self.init_learning_rate <= 0:
             raise ValueError(f"init_learning_rate must be positive, got {self.init_learning_rate}")
+        from augmentation import check_text_width_range
+        check_text_width_range(self.text_width_range)
 
     @property
     def model_config(self) -> dict:
@@ -134,26 +141,6 @@ def make_strategy(gpu_list: str):
     return tf.distribute.MirroredStrategy(devices)
 
 
-def _prepare_train_log(path: Path, last_step: int) -> None:
-    """Keep train_log.csv rows up to ``last_step`` (the restored step) and its header."""
-    rows = []
-    if path.is_file():
-        with open(path, newline="", encoding="utf-8") as handle:
-            reader = csv.reader(handle)
-            header = next(reader, None)
-            if header is not None and tuple(header) != LOG_COLUMNS:
-                raise ValueError(f"{path}: unexpected header {header}, expected {list(LOG_COLUMNS)}")
-            rows = [row for row in reader if row and int(row[0]) <= last_step]
-    temp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
-    with open(temp, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(LOG_COLUMNS)
-        writer.writerows(rows)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temp, path)
-
-
 def _set_determinism(seed: int, use_gpu: bool) -> None:
     import keras
     keras.utils.set_random_seed(seed)
@@ -171,6 +158,26 @@ def _gpu_count() -> int:
         return len(tf.config.list_physical_devices("GPU"))
     import jax
     return sum(device.platform == "gpu" for device in jax.devices())
+
+
+@dataclasses.dataclass
+class TrainingSetup:
+    """What ``prepare_training`` hands to ``train_loop``: the built, compiled and restored run.
+
+    samples: the training Samples; augment: their AugmentConfig; network: the inference model
+    (``model.build_east``) whose weights are checkpointed; trainer: the compiled training model;
+    schedule: the learning-rate schedule (step -> lr); strategy: a tf.distribute strategy or None;
+    step: the steps already done (the restored checkpoint's, else 0).
+    """
+
+    config: TrainConfig
+    samples: list
+    augment: object
+    network: object
+    trainer: object
+    schedule: object
+    strategy: object
+    step: int
 
 
 def run_training(config: TrainConfig, report: Callable[[str], None] = log.info, *,
@@ -196,9 +203,55 @@ def run_training(config: TrainConfig, report: Callable[[str], None] = log.info, 
     import keras
 
     import checkpoints
+
+    previous_policy = keras.mixed_precision.global_policy()
+    try:
+        setup = prepare_training(config, report)
+        with TrainLogger(config, setup.step) as logger:
+            result = train_loop(setup, logger, on_step)
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+    report(f"training stopped at step {result['step']}; checkpoint "
+           f"{Path(config.checkpoint_path) / checkpoints.checkpoint_name(result['step'])}")
+    return result
+
+
+def prepare_training(config: TrainConfig, report: Callable[[str], None] = log.info) -> TrainingSetup:
+    """Everything before the first step: resume checks, data, devices, precision, model, restore.
+
+    Sets the global Keras precision policy (``run_training`` restores the previous one).
+    Writes nothing to ``config.checkpoint_path``.
+    """
     import data_preprocessor
-    import losses
-    import model as east_model
+
+    latest, resume_state = _check_resume(config)
+    dataset = data_preprocessor.load_dataset(config.training_data_path, config.annotation_format,
+                                             strict=config.strict, skip_unannotated=config.skip_unannotated)
+    report(f"training data {config.training_data_path}: {dataset.summary()}")
+    strategy = _set_devices_and_precision(config)
+    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
+    with scope:
+        network, trainer, schedule = _build_model(config, resume_state)
+        trainer.optimizer.build(trainer.trainable_variables)
+        step = _restore(config, latest, resume_state, network, trainer.optimizer, report)
+    return TrainingSetup(config, dataset.samples, augment_config(config), network, trainer, schedule,
+                         strategy, step)
+
+
+def augment_config(config: TrainConfig):
+    """The data_preprocessor.AugmentConfig a training run's batches are built with."""
+    import data_preprocessor
+
+    return data_preprocessor.AugmentConfig(
+        input_size=config.input_size, min_crop_side_ratio=config.min_crop_side_ratio,
+        max_image_large_side=config.max_image_large_side, max_text_size=config.max_text_size,
+        min_text_size=config.min_text_size, text_width_range=config.text_width_range)
+
+
+def _check_resume(config: TrainConfig):
+    """(latest checkpoint or None, its state or None); fails before any work on an unusable
+    checkpoint folder or fine-tuning source."""
+    import checkpoints
 
     folder = Path(config.checkpoint_path)
     checkpoints.check_training_folder(folder)
@@ -209,148 +262,210 @@ def run_training(config: TrainConfig, report: Callable[[str], None] = log.info, 
         checkpoints.check_model_config(resume_state, config.model_config,
                                        f"checkpoint_path {str(folder)!r} ({latest.name})")
     if latest is None and config.pretrained_model_path:
-        # Fail before any work if the fine-tuning source is unusable.
         source = checkpoints.resolve_checkpoint(config.pretrained_model_path)
         checkpoints.check_model_config(checkpoints.read_state(source), config.model_config,
                                        f"pretrained model {str(source)!r}")
+    return latest, resume_state
 
-    dataset = data_preprocessor.load_dataset(config.training_data_path, config.annotation_format,
-                                             strict=config.strict, skip_unannotated=config.skip_unannotated)
-    report(f"training data {config.training_data_path}: {dataset.summary()}")
-    augment = data_preprocessor.AugmentConfig(
-        input_size=config.input_size, min_crop_side_ratio=config.min_crop_side_ratio,
-        max_image_large_side=config.max_image_large_side, max_text_size=config.max_text_size,
-        min_text_size=config.min_text_size)
+
+def _set_devices_and_precision(config: TrainConfig):
+    """The distribution strategy (or None); seeds, op determinism and the precision policy set."""
+    import keras
 
     use_gpu = _gpu_count() > 0
     strategy = make_strategy(config.gpu_list)
     _set_determinism(config.seed, use_gpu)
-    previous_policy = keras.mixed_precision.global_policy()
     if config.mixed_precision:
         # float16 with loss scaling where a GPU runs (fast on every CUDA GPU, T4 included);
         # bfloat16 elsewhere. Outputs and losses stay float32 (model.RboxOutputs).
         keras.mixed_precision.set_global_policy("mixed_float16" if use_gpu and _tensorflow() else "mixed_bfloat16")
-    try:
-        scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
-        with scope:
-            network = east_model.build_east(config.input_size, backbone=config.backbone,
-                                            backbone_weights="none" if resume_state else config.backbone_weights)
-            if config.bn_momentum:
-                for layer in network.layers:
-                    if isinstance(layer, keras.layers.BatchNormalization):
-                        layer.momentum = config.bn_momentum
-            trainer = east_model.training_model(network)
-            schedule = keras.optimizers.schedules.ExponentialDecay(
-                config.init_learning_rate, decay_steps=config.lr_decay_steps,
-                decay_rate=config.lr_decay_rate, staircase=True)
-            trainer.compile(optimizer=keras.optimizers.Adam(schedule), loss=losses.east_loss,
-                            metrics=[losses.score_loss, losses.geo_loss])
-            optimizer = trainer.optimizer
-            optimizer.build(trainer.trainable_variables)
-            step = 0
-            if latest is not None:
-                checkpoints.restore_checkpoint(latest, network, optimizer)
-                step = int(resume_state["step"])
-                if int(keras.ops.convert_to_numpy(optimizer.iterations)) != step:
-                    raise checkpoints.CheckpointError(f"{latest}: optimizer step does not match state.json")
-                if resume_state.get("seed") != config.seed or resume_state.get("batch_size") != config.batch_size:
-                    log.warning("resuming with seed %s / batch_size %s; the run was started with %s / %s",
-                                config.seed, config.batch_size, resume_state.get("seed"),
-                                resume_state.get("batch_size"))
-                report(f"resumed from step {step}")
-                if config.pretrained_model_path:
-                    report("--pretrained_model_path is ignored when resuming")
-            elif config.pretrained_model_path:
-                info = checkpoints.load_pretrained_weights(network, config.pretrained_model_path,
-                                                           config.model_config)
-                report(f"fine-tuning from {info['checkpoint']} (its step {info['step']}); "
-                       f"optimizer and step start fresh")
-        return _train_loop(config, dataset.samples, augment, network, trainer, schedule, strategy,
-                           step, report, on_step)
-    finally:
-        keras.mixed_precision.set_global_policy(previous_policy)
+    return strategy
 
 
-def _train_loop(config, samples, augment, network, trainer, schedule, strategy, step, report, on_step) -> dict:
-    """The step loop: one compiled train step per batch, logging and checkpointing."""
+def _build_model(config: TrainConfig, resume_state: dict | None):
+    """(network, compiled trainer, learning-rate schedule), built in the caller's strategy scope."""
+    import keras
+
+    import losses
+    import model as east_model
+
+    network = east_model.build_east(config.input_size, backbone=config.backbone,
+                                    backbone_weights="none" if resume_state else config.backbone_weights)
+    if config.bn_momentum:
+        for layer in network.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = config.bn_momentum
+    trainer = east_model.training_model(network)
+    schedule = keras.optimizers.schedules.ExponentialDecay(
+        config.init_learning_rate, decay_steps=config.lr_decay_steps,
+        decay_rate=config.lr_decay_rate, staircase=True)
+    trainer.compile(optimizer=keras.optimizers.Adam(schedule), loss=losses.east_loss,
+                    metrics=[losses.score_loss, losses.geo_loss])
+    return network, trainer, schedule
+
+
+def _restore(config: TrainConfig, latest, resume_state, network, optimizer, report) -> int:
+    """Loads the latest checkpoint (returning its step) or the fine-tuning weights (step 0)."""
     import keras
 
     import checkpoints
+
+    if latest is not None:
+        checkpoints.restore_checkpoint(latest, network, optimizer)
+        step = int(resume_state["step"])
+        if int(keras.ops.convert_to_numpy(optimizer.iterations)) != step:
+            raise checkpoints.CheckpointError(f"{latest}: optimizer step does not match state.json")
+        if resume_state.get("seed") != config.seed or resume_state.get("batch_size") != config.batch_size:
+            log.warning("resuming with seed %s / batch_size %s; the run was started with %s / %s",
+                        config.seed, config.batch_size, resume_state.get("seed"), resume_state.get("batch_size"))
+        report(f"resumed from step {step}")
+        if config.pretrained_model_path:
+            report("--pretrained_model_path is ignored when resuming")
+        return step
+    if config.pretrained_model_path:
+        info = checkpoints.load_pretrained_weights(network, config.pretrained_model_path, config.model_config)
+        report(f"fine-tuning from {info['checkpoint']} (its step {info['step']}); optimizer and step start fresh")
+    return 0
+
+
+class TrainLogger:
+    """Owns what a run reports per logged step: train_log.csv, TensorBoard scalars, the tqdm bar.
+
+    Opening it cleans leftovers of interrupted saves and cuts train_log.csv back to the rows up
+    to ``step`` (a resumed run rewrites what the killed one logged after its last checkpoint).
+    ``step_done()`` after every step; ``write(step, losses, lr)`` on logged steps (it computes
+    images/s over the steps since the previous row); ``close()`` (or ``with``) at the end.
+    """
+
+    def __init__(self, config: TrainConfig, step: int):
+        import checkpoints
+
+        self.folder = Path(config.checkpoint_path)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        checkpoints.clean_temporary(self.folder)
+        self._batch_size = config.batch_size
+        path = self.folder / checkpoints.TRAIN_LOG_FILE
+        _prepare_train_log(path, step)
+        self._handle = open(path, "a", newline="", encoding="utf-8")
+        self._csv = csv.writer(self._handle)
+        self._tf = _tensorflow()
+        self._writer = (self._tf.summary.create_file_writer(str(self.folder / checkpoints.LOGS_DIR))
+                        if self._tf is not None else None)
+        if self._writer is None:
+            log.info("TensorBoard scalars need the TensorFlow backend; writing train_log.csv only")
+        self._progress = None
+        if config.progress:
+            from tqdm import tqdm
+            self._progress = tqdm(total=config.max_steps, initial=step, unit="step", dynamic_ncols=True,
+                                  file=sys.stderr)
+        self.last = {"step": step}
+        self._window_started, self._window_steps = time.perf_counter(), 0
+
+    def step_done(self) -> None:
+        """Counts one step (for images/s) and advances the progress bar."""
+        self._window_steps += 1
+        if self._progress is not None:
+            self._progress.update(1)
+
+    def write(self, step: int, values: dict, lr: float) -> dict:
+        """Appends the row for ``step`` (values: loss, score_loss, geo_loss) everywhere; returns it."""
+        images_per_sec = self._window_steps * self._batch_size / max(time.perf_counter() - self._window_started, 1e-9)
+        row = {"step": step, "loss": values["loss"], "score_loss": values["score_loss"],
+               "geo_loss": values["geo_loss"], "lr": lr, "images_per_sec": images_per_sec}
+        self._csv.writerow([step] + [f"{row[key]:.9g}" for key in LOG_COLUMNS[1:]])
+        self._handle.flush()
+        if self._writer is not None:
+            _write_scalars(self._tf, self._writer, step, row)
+        if self._progress is not None:
+            self._progress.set_postfix(loss=f"{row['loss']:.4f}", score=f"{row['score_loss']:.4f}",
+                                       geo=f"{row['geo_loss']:.4f}", lr=f"{lr:.2e}",
+                                       img_s=f"{images_per_sec:.1f}", refresh=False)
+        self.last = row
+        self._window_started, self._window_steps = time.perf_counter(), 0
+        return row
+
+    def flush(self) -> None:
+        self._handle.flush()
+
+    def close(self) -> None:
+        # The progress bar's last refresh shows the final step before the csv closes.
+        if self._progress is not None:
+            self._progress.close()
+        self._handle.close()
+        if self._writer is not None:
+            self._writer.close()
+
+    def __enter__(self) -> "TrainLogger":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+def train_loop(setup: TrainingSetup, logger: TrainLogger, on_step: Callable[[int], None] | None = None) -> dict:
+    """Steps from ``setup.step`` to ``max_steps``: one compiled train step per batch, logging and
+    checkpointing as the config says. Returns the last logged row with ``step`` = steps done."""
     import data_preprocessor
     import train_step
 
-    folder = Path(config.checkpoint_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    checkpoints.clean_temporary(folder)
-    log_path = folder / checkpoints.TRAIN_LOG_FILE
-    _prepare_train_log(log_path, step)
-    tf = _tensorflow()
-    writer = tf.summary.create_file_writer(str(folder / checkpoints.LOGS_DIR)) if tf is not None else None
-    if writer is None:
-        log.info("TensorBoard scalars need the TensorFlow backend; writing train_log.csv only")
-    state = {"seed": config.seed, "batch_size": config.batch_size, "model": config.model_config,
-             "data_position": {"seed": config.seed, "next_step": None}}
-    progress = None
-    if config.progress:
-        from tqdm import tqdm
-        progress = tqdm(total=config.max_steps, initial=step, unit="step", dynamic_ncols=True,
-                        file=sys.stderr)
-    last = {"step": step}
-    runner = train_step.TrainStepRunner(trainer, strategy)
-    window_started, window_steps = time.perf_counter(), 0
-    try:
-        with data_preprocessor.BatchStream(samples, seed=config.seed, start_step=step,
-                                           batch_size=config.batch_size, config=augment,
-                                           nb_workers=config.nb_workers) as stream:
-            with open(log_path, "a", newline="", encoding="utf-8") as log_handle:
-                log_writer = csv.writer(log_handle)
-                while step < config.max_steps:
-                    images, targets = next(stream)
-                    # Device values: the host goes on to the next batch while this step runs;
-                    # it waits only where a loss is read (logged steps, checkpoints).
-                    logs = runner.run(images, targets)
-                    step += 1
-                    window_steps += 1
-                    log_now = step % config.log_steps == 0 or step == config.max_steps
-                    save_now = step % config.save_checkpoint_steps == 0 or step == config.max_steps
-                    if log_now or save_now:
-                        values = _finite_logs(runner.to_floats(logs), step)
-                    if log_now:
-                        images_per_sec = window_steps * config.batch_size / max(
-                            time.perf_counter() - window_started, 1e-9)
-                        lr = float(keras.ops.convert_to_numpy(schedule(step - 1)))
-                        row = {"step": step, "loss": values["loss"], "score_loss": values["score_loss"],
-                               "geo_loss": values["geo_loss"], "lr": lr, "images_per_sec": images_per_sec}
-                        log_writer.writerow([step] + [f"{row[key]:.9g}" for key in LOG_COLUMNS[1:]])
-                        log_handle.flush()
-                        if writer is not None:
-                            _write_scalars(tf, writer, step, row)
-                        if progress is not None:
-                            progress.set_postfix(loss=f"{row['loss']:.4f}", score=f"{row['score_loss']:.4f}",
-                                                 geo=f"{row['geo_loss']:.4f}", lr=f"{lr:.2e}",
-                                                 img_s=f"{images_per_sec:.1f}", refresh=False)
-                        last = row
-                        window_started, window_steps = time.perf_counter(), 0
-                    if progress is not None:
-                        progress.update(1)
-                    if save_now:
-                        runner.sync()
-                        state["data_position"]["next_step"] = step
-                        saved = checkpoints.save_checkpoint(folder, step, network, trainer.optimizer, state,
-                                                            max_to_keep=config.max_to_keep)
-                        log.info("checkpoint saved: %s", saved)
-                    if on_step is not None:
-                        log_handle.flush()
-                        on_step(step)
+    config, step = setup.config, setup.step
+    runner = train_step.TrainStepRunner(setup.trainer, setup.strategy)
+    with data_preprocessor.BatchStream(setup.samples, seed=config.seed, start_step=step,
+                                       batch_size=config.batch_size, config=setup.augment,
+                                       nb_workers=config.nb_workers) as stream:
+        while step < config.max_steps:
+            images, targets = next(stream)
+            # Device values: the host goes on to the next batch while this step runs;
+            # it waits only where a loss is read (logged steps, checkpoints).
+            logs = runner.run(images, targets)
+            step += 1
+            logger.step_done()
+            _log_and_save(setup, runner, logger, logs, step)
+            if on_step is not None:
+                logger.flush()
+                on_step(step)
+    runner.sync()
+    return dict(logger.last, step=step)
+
+
+def _log_and_save(setup: TrainingSetup, runner, logger: TrainLogger, logs: dict, step: int) -> None:
+    """Writes the log row and the checkpoint due after ``step`` (if any)."""
+    import keras
+
+    import checkpoints
+
+    config = setup.config
+    log_now = step % config.log_steps == 0 or step == config.max_steps
+    save_now = step % config.save_checkpoint_steps == 0 or step == config.max_steps
+    if not (log_now or save_now):
+        return
+    values = _finite_logs(runner.to_floats(logs), step)
+    if log_now:
+        logger.write(step, values, float(keras.ops.convert_to_numpy(setup.schedule(step - 1))))
+    if save_now:
         runner.sync()
-    finally:
-        if progress is not None:
-            progress.close()
-        if writer is not None:
-            writer.close()
-    report(f"training stopped at step {step}; checkpoint {folder / checkpoints.checkpoint_name(step)}")
-    last["step"] = step
-    return last
+        state = {"seed": config.seed, "batch_size": config.batch_size, "model": config.model_config,
+                 "data_position": {"seed": config.seed, "next_step": step}}
+        saved = checkpoints.save_checkpoint(logger.folder, step, setup.network, setup.trainer.optimizer, state,
+                                            max_to_keep=config.max_to_keep)
+        log.info("checkpoint saved: %s", saved)
+
+
+def _prepare_train_log(path: Path, last_step: int) -> None:
+    """Keep train_log.csv rows up to ``last_step`` (the restored step) and its header."""
+    rows = []
+    if path.is_file():
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.reader(handle)
+            header = next(reader, None)
+            if header is not None and tuple(header) != LOG_COLUMNS:
+                raise ValueError(f"{path}: unexpected header {header}, expected {list(LOG_COLUMNS)}")
+            rows = [row for row in reader if row and int(row[0]) <= last_step]
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(LOG_COLUMNS)
+    writer.writerows(rows)
+    atomic_io.write_text_atomic(path, text.getvalue())
 
 
 def _finite_logs(values: dict, step: int) -> dict:
@@ -378,6 +493,8 @@ def define_flags() -> None:
     """Define the command-line flags (EAST-tf2's names and defaults, plus additions)."""
     from absl import flags
 
+    from annotation_loaders import format_choices
+
     defaults = TrainConfig()
     flags.DEFINE_integer("input_size", defaults.input_size, "input size for training of the network")
     flags.DEFINE_integer("batch_size", defaults.batch_size, "batch size for training (global, split across GPUs)")
@@ -404,7 +521,7 @@ def define_flags() -> None:
     flags.DEFINE_boolean("suppress_warnings_and_error_messages", defaults.suppress_warnings_and_error_messages,
                          "hide per-image data warnings during training (they are summarised once)")
     flags.DEFINE_string("annotation_format", defaults.annotation_format,
-                        "annotation format of training_data_path (auto, icdar2015, plate, voc, yolo, labelme, ccpd)")
+                        f"annotation format of training_data_path ({', '.join(format_choices())})")
     flags.DEFINE_boolean("strict", defaults.strict, "fail on the first annotation problem instead of skipping")
     flags.DEFINE_boolean("skip_unannotated", defaults.skip_unannotated,
                          "skip images without an annotation file instead of using them as background")
@@ -422,12 +539,29 @@ def define_flags() -> None:
     flags.DEFINE_float("bn_momentum", defaults.bn_momentum,
                        "momentum of every BatchNorm's moving statistics; 0 keeps the network's own (0.997, "
                        "backbone 0.99/0.999). Short runs from scratch need ~0.9 or inference sees stale statistics")
+    flags.DEFINE_string("text_width_range", "",
+                        "e.g. 0.03,0.6: scale each text crop so one random box is 3..60% of --input_size wide "
+                        "(log-uniform), whatever the photo's resolution; empty = EAST-tf2's random scale")
 
 
 def config_from_flags(flag_values) -> TrainConfig:
-    """The frozen TrainConfig for parsed absl flag values."""
-    names = [field.name for field in dataclasses.fields(TrainConfig) if field.name != "progress"]
-    return TrainConfig(**{name: getattr(flag_values, name) for name in names})
+    """The frozen TrainConfig for parsed absl flag values (ValueError naming a bad one)."""
+    names = [field.name for field in dataclasses.fields(TrainConfig)
+             if field.name not in ("progress", "text_width_range")]
+    values = {name: getattr(flag_values, name) for name in names}
+    return TrainConfig(**values, text_width_range=parse_text_width_range(flag_values.text_width_range))
+
+
+def parse_text_width_range(text: str) -> tuple[float, float] | None:
+    """``"0.03,0.6"`` -> (0.03, 0.6); ``""`` -> None (EAST-tf2's augmentation)."""
+    if not text.strip():
+        return None
+    try:
+        low, high = (float(value) for value in text.split(","))
+    except ValueError:
+        raise ValueError(f"--text_width_range must be two comma-separated fractions such as 0.03,0.6, "
+                         f"got {text!r}") from None
+    return low, high
 
 
 def main(argv, *, on_step: Callable[[int], None] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""Tests for data_preprocessor.py and annotation_loaders.py: formats, validation, split, augmentation, batches."""
+"""Tests for data_preprocessor.py and annotation_loaders.py: formats, validation, split, the CLI."""
 import json
 import subprocess
 import sys
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import data_preprocessor as dp
-from annotation_loaders import ANNOTATION_FORMATS, detect_format, list_images
+from annotation_loaders import ANNOTATION_FORMATS, detect_annotation_format, images_in_folder
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 IMAGE_HW = (120, 200)
@@ -110,7 +110,7 @@ def test_ccpd_corners_from_file_name(tmp_path):
 def test_bmp_and_upper_case_extensions_are_images(tmp_path):
     for name in ("a.BMP", "b.Png", "c.jpeg"):
         _write_image(tmp_path / name)
-    assert [path.name for path in list_images(tmp_path)] == ["a.BMP", "b.Png", "c.jpeg"]
+    assert [path.name for path in images_in_folder(tmp_path)] == ["a.BMP", "b.Png", "c.jpeg"]
 
 
 def test_every_format_is_registered():
@@ -217,7 +217,7 @@ def test_auto_detection_tells_plate_from_yolo_and_icdar(tmp_path):
     _write_image(tmp_path / "i" / "a.jpg")
     (tmp_path / "i" / "gt_a.txt").write_text(GOOD)
     for folder, expected in (("p", "plate"), ("y", "yolo"), ("i", "icdar2015")):
-        name, message = detect_format(list_images(tmp_path / folder))
+        name, message = detect_annotation_format(images_in_folder(tmp_path / folder))
         assert name == expected and expected in message
 
 
@@ -273,146 +273,6 @@ def test_split_cli_prints_counts(tmp_path):
     assert again.returncode == 1 and "--overwrite" in again.stderr and "Traceback" not in again.stderr
 
 
-# --------------------------------------------------------------------------- augmentation
-def _marked_scene(folder: Path, size_hw=(360, 640), suffix: str = "png") -> dp.Sample:
-    """A PNG whose blue channel is 255 exactly inside its (rotated) text quads, noise elsewhere."""
-    rng = np.random.default_rng(0)
-    image = rng.integers(0, 100, (*size_hw, 3), dtype=np.uint8)
-    quads = np.array([[[40, 40], [240, 60], [236, 100], [36, 80]],
-                      [[300, 200], [600, 170], [606, 230], [306, 260]],
-                      [[100, 250], [200, 250], [200, 300], [100, 300]]], np.float32)
-    blue = np.zeros(size_hw, np.uint8)
-    cv2.fillPoly(blue, np.round(quads).astype(np.int32), 255)
-    image[..., 0] = blue
-    cv2.imwrite(str(folder / f"img_1.{suffix}"), image)
-    lines = [",".join(str(int(v)) for v in quad.ravel()) + ",text" for quad in quads]
-    (folder / "gt_img_1.txt").write_text("\n".join(lines))
-    return dp.load_dataset(folder).samples[0]
-
-
-@pytest.mark.parametrize("suffix", ["png", "jpg"])  # odd size: JPEGs decoded at 1/2, 1/4 size round up
-def test_augmentation_keeps_quads_on_their_pixels(tmp_path, suffix):
-    sample = _marked_scene(tmp_path, (361, 641), suffix)
-    with_text = backgrounds = 0
-    for seed in range(24):
-        # Every fourth example asks for a text-free crop.
-        config = dp.AugmentConfig(input_size=256, background_ratio=float(seed % 4 == 0))
-        example = dp.make_example(sample, np.random.default_rng(seed), config)
-        image, quads = example["image"], example["quads"]
-        assert image.shape == (256, 256, 3) and image.dtype == np.uint8
-        marked = image[..., 2] > 127  # blue, now the last (RGB) channel
-        drawn = np.zeros((256, 256), np.uint8)
-        cv2.fillPoly(drawn, np.round(quads).astype(np.int32), 1)
-        if len(quads) == 0:
-            backgrounds += 1
-            assert marked.mean() < 0.002 and example["score_map"].max() == 0
-            continue
-        with_text += 1
-        iou = (marked & (drawn > 0)).sum() / max(1, (marked | (drawn > 0)).sum())
-        assert iou > 0.85, (seed, iou)
-        # Every positive score-map pixel samples a marked input pixel (map px (r, c) = input (4c, 4r)).
-        rows, cols = np.nonzero(example["score_map"][..., 0] > 0)
-        assert rows.size > 0 and marked[rows * 4, cols * 4].mean() > 0.95
-    assert (with_text, backgrounds) == (18, 6)
-
-
-def test_max_text_size_and_max_image_large_side_downscale(tmp_path):
-    sample = _marked_scene(tmp_path)
-    config = dp.AugmentConfig(input_size=128, background_ratio=0.0, random_scale=(3.0,), max_text_size=100)
-    for seed in range(5):
-        quads = dp.make_example(sample, np.random.default_rng(seed), config)["quads"]
-        extent = (quads.max(axis=1) - quads.min(axis=1)).max()
-        assert extent <= 100.5
-    # 640 px wide -> 320: the crop then fits the 512 px input unscaled, so quads shrink by 0.5 +- 10 %.
-    config = dp.AugmentConfig(background_ratio=0.0, random_scale=(1.0,), max_image_large_side=320)
-    for seed in range(5):
-        quads = dp.make_example(sample, np.random.default_rng(seed), config)["quads"]
-        # Each output quad is one of the source quads (all of different sizes) scaled by 0.5 +- 10 %.
-        ratios = np.ptp(quads, axis=1)[:, None, :] / np.ptp(sample.quads, axis=1)[None, :, :]
-        matches = np.all((0.44 < ratios) & (ratios < 0.56), axis=2)
-        assert len(quads) and matches.any(axis=1).all(), ratios
-
-
-def test_make_example_output_shapes_and_rgb(tmp_path):
-    sample = _marked_scene(tmp_path)
-    example = dp.make_example(sample, np.random.default_rng(1), dp.AugmentConfig(input_size=128))
-    assert example["score_map"].shape == (32, 32, 1) and example["geo_map"].shape == (32, 32, 5)
-    assert example["training_mask"].shape == (32, 32, 1)
-    assert example["image"].shape == (128, 128, 3) and example["image"].dtype == np.uint8
-    assert all(example[key].dtype == np.float32 for key in ("score_map", "geo_map", "training_mask"))
-
-
-# --------------------------------------------------------------------------- batches
-@pytest.fixture
-def small_dataset(tmp_path):
-    folder = tmp_path / "data"
-    folder.mkdir()
-    sample = _marked_scene(folder)
-    broken = dp.Sample(str(folder / "gone.jpg"), None, np.zeros((0, 4, 2), np.float32), np.zeros(0, bool), (),
-                       (100, 100))
-    return [sample, broken, sample]
-
-
-def test_make_batch_is_pure_and_skips_unreadable_images(small_dataset, caplog):
-    config = dp.AugmentConfig(input_size=64)
-    images, targets = dp.make_batch(small_dataset, 7, 3, 4, config)
-    assert images.shape == (4, 64, 64, 3) and targets.shape == (4, 16, 16, 7)
-    assert images.dtype == np.uint8 and targets.dtype == np.float32
-    again_images, again_targets = dp.make_batch(small_dataset, 7, 3, 4, config)
-    np.testing.assert_array_equal(images, again_images)
-    np.testing.assert_array_equal(targets, again_targets)
-    assert not np.array_equal(images, dp.make_batch(small_dataset, 7, 4, 4, config)[0])
-    # Every third position of the epoch order hits the missing file; it is skipped, not fatal.
-    for step in range(3):
-        dp.make_batch(small_dataset, 7, step, 4, config)
-    assert "gone.jpg" in caplog.text
-
-
-@pytest.mark.parametrize("nb_workers, shared_memory", [(1, True), (3, True), (2, False)])
-def test_batch_stream_matches_make_batch_whatever_the_workers(small_dataset, nb_workers, shared_memory, monkeypatch):
-    if not shared_memory:  # as where /dev/shm is too small: batches come back through pipes
-        monkeypatch.setattr(dp, "_shared_memory_fits", lambda nbytes: False)
-    config = dp.AugmentConfig(input_size=64)
-    expected = [dp.make_batch(small_dataset, 5, step, 2, config) for step in (10, 11, 12, 13)]
-    with dp.BatchStream(small_dataset, seed=5, start_step=10, batch_size=2, config=config,
-                        nb_workers=nb_workers) as stream:
-        got = [next(stream) for _ in expected]
-    for (images, targets), (want_images, want_targets) in zip(got, expected):
-        np.testing.assert_array_equal(images, want_images)
-        np.testing.assert_array_equal(targets, want_targets)
-
-
-def test_batch_stream_reports_a_dataset_without_usable_images_and_stops_when_closed(small_dataset):
-    with dp.BatchStream(small_dataset[1:2], seed=0, batch_size=1, config=dp.AugmentConfig(input_size=64),
-                        nb_workers=1) as stream:
-        with pytest.raises(dp.DataError, match="no usable training example"):
-            next(stream)
-    stream = dp.BatchStream(small_dataset, seed=0, batch_size=1, config=dp.AugmentConfig(input_size=64), nb_workers=1)
-    next(stream)
-    stream.close()
-    with pytest.raises(StopIteration):
-        next(stream)
-
-
-def test_batch_stream_in_process_is_a_generator_for_keras(small_dataset):
-    import types
-
-    stream = dp.BatchStream(small_dataset, seed=0, batch_size=2, config=dp.AugmentConfig(input_size=64),
-                            nb_workers=0)
-    generator = iter(stream)
-    assert isinstance(generator, types.GeneratorType)
-    images, targets = next(generator)
-    np.testing.assert_array_equal(images, dp.make_batch(small_dataset, 0, 0, 2, dp.AugmentConfig(input_size=64))[0])
-    stream.close()
-
-
-def test_bad_batch_arguments_raise():
-    with pytest.raises(ValueError, match="samples"):
-        dp.make_batch([], 0, 0, 2, dp.AugmentConfig())
-    with pytest.raises(ValueError, match="input_size"):
-        dp.AugmentConfig(input_size=30)
-
-
 # --------------------------------------------------------------------------- real data
 @pytest.mark.parametrize("subset, images, boxes, dont_care", [
     ("icdar_real/train", 10, 82, 61),
@@ -423,3 +283,17 @@ def test_real_sets_match_their_source_counts(shared_data, subset, images, boxes,
     report = dp.load_dataset(shared_data / subset, strict=True)
     assert (report.counts["images"], report.counts["boxes"], report.counts["dont_care"]) == (images, boxes, dont_care)
     assert report.format == ("plate" if subset == "plates_dev" else "icdar2015")
+
+
+def test_public_names_stay_importable_from_data_preprocessor():
+    import augmentation
+    import batch_stream
+    import network_io
+    import samples
+
+    assert dp.Sample is samples.Sample and dp.DataError is samples.DataError
+    assert dp.DatasetReport is samples.DatasetReport
+    assert dp.AugmentConfig is augmentation.AugmentConfig and dp.make_example is augmentation.make_example
+    assert dp.make_batch is batch_stream.make_batch and dp.BatchStream is batch_stream.BatchStream
+    assert dp.TARGET_CHANNELS == network_io.TARGET_CHANNELS == 7
+    assert all(hasattr(dp, name) for name in dp.__all__)

@@ -328,3 +328,11 @@ def test_resize_for_inference_and_normalize():
     assert normalize_image(np.zeros((2, 2, 3), np.uint8)).min() == -1.0
     with pytest.raises(ValueError, match="image_rgb"):
         resize_for_inference(np.zeros((10, 10)))
+
+
+def test_shoelace_areas_is_the_one_area_for_any_polygon_shape():
+    square = np.array([[0, 0], [4, 0], [4, 3], [0, 3]], np.float64)  # clockwise on screen, 12 px²
+    padded = np.concatenate([square, square[-1:], square[-1:]])  # clipped polygons pad with the last vertex
+    np.testing.assert_allclose(geometry.shoelace_areas(np.stack([square[None], square[None, ::-1]])), [[12], [-12]])
+    assert geometry.shoelace_areas(padded) == 12.0
+    assert geometry.polygon_signed_area(square) == 12.0

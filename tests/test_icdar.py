@@ -284,3 +284,21 @@ def test_other_annotation_formats_go_through_data_preprocessor(tmp_path):
         result = icdar.evaluate_paths(tmp_path / "gt", tmp_path / "pred", annotation_format)
         assert result.summary() == {"precision": 1.0, "recall": pytest.approx(1 / 3), "hmean": 0.5, "images": 3,
                                     "images_all_correct": 1}
+
+
+def test_training_and_scoring_share_one_line_parser_and_dont_care_rule(tmp_path):
+    import cv2
+
+    import data_preprocessor
+
+    lines = ['1,2,40,2,40,20,1,20,"###"', "1,30,40,30,40,50,1,50,*", '1,60,40,60,40,80,1,80,"a, \\"b\\""',
+             "1,90,40,90,40,110,1,110,###", "1,120,40,120,40,140,1,140,### "]
+    text = "\n".join(lines) + "\n"
+    scored = icdar.parse_annotation_text(text, "gt_img_1.txt")
+    (tmp_path / "gt_img_1.txt").write_text(text, encoding="utf-8")
+    cv2.imwrite(str(tmp_path / "img_1.jpg"), np.zeros((160, 60, 3), np.uint8))
+    trained = data_preprocessor.load_dataset(tmp_path, "icdar2015").samples[0]
+    # Only an exact ###, after the official unquoting, is don't care; "*" and "### " are texts.
+    assert scored.dont_care.tolist() == trained.dont_care.tolist() == [True, False, False, True, False]
+    assert scored.texts == trained.texts == ("###", "*", 'a, "b"', "###", "### ")
+    np.testing.assert_array_equal(scored.quads, trained.quads)

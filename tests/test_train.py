@@ -254,3 +254,14 @@ def test_two_logical_devices_mirrored(tiny_data, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "STEP 2" in result.stdout
     assert checkpoints.latest_checkpoint(tmp_path / "run").name == "ckpt-2"
+
+
+def test_text_width_range_flag_reaches_the_augmentation():
+    assert train.parse_text_width_range("") is None
+    assert train.parse_text_width_range("0.03,0.6") == (0.03, 0.6)
+    with pytest.raises(ValueError, match="--text_width_range"):
+        train.parse_text_width_range("0.03")
+    with pytest.raises(ValueError, match="text_width_range"):
+        train.TrainConfig(text_width_range=(0.6, 0.03))
+    assert train.augment_config(train.TrainConfig()).text_width_range is None
+    assert train.augment_config(train.TrainConfig(text_width_range=(0.03, 0.6))).text_width_range == (0.03, 0.6)

@@ -1,0 +1,298 @@
+"""Training batches as a pure function of (seed, step, slot), built in parallel worker processes.
+
+``make_batch`` builds one step's batch here; ``BatchStream`` yields the batches of consecutive
+steps, built by worker processes that write them into shared memory (a batch of 8 at 512 px is
+10 MB; sending it through a pipe would cost more than building it). Batch k is identical
+whatever the number of workers, so a resumed run sees the batches an uninterrupted run sees.
+
+Targets are laid out as ``network_io`` says: float32 (B, S/4, S/4, TARGET_CHANNELS), channels
+SCORE_SLICE, GEO_SLICE, MASK_SLICE.
+"""
+from __future__ import annotations
+
+import collections
+import functools
+import itertools
+import logging
+import math
+import multiprocessing
+import os
+import shutil
+import signal
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import shared_memory
+from typing import Iterator, Sequence
+
+import cv2
+import numpy as np
+
+import network_io
+from annotation_loaders import Problem
+from augmentation import MAX_DRAWS_PER_SLOT, AugmentConfig, try_example, write_rgb
+from samples import DataError, Sample
+
+log = logging.getLogger(__name__)
+
+__all__ = ["BatchStream", "make_batch"]
+
+
+@functools.lru_cache(maxsize=4)
+def _epoch_order(seed: int, epoch: int, count: int) -> np.ndarray:
+    return np.random.default_rng([seed, epoch, count]).permutation(count)
+
+
+def _batch_shapes(batch_size: int, config: AugmentConfig) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    map_size = config.input_size // network_io.OUTPUT_STRIDE
+    return ((batch_size, config.input_size, config.input_size, 3),
+            (batch_size, map_size, map_size, network_io.TARGET_CHANNELS))
+
+
+def _batch_layout(batch_size: int, config: AugmentConfig) -> tuple[int, int]:
+    """(offset of the targets, total bytes) of one batch in a shared block: uint8 images, padded
+    to 64 bytes so that the float32 targets after them are aligned."""
+    images_shape, targets_shape = _batch_shapes(batch_size, config)
+    targets_offset = -(-math.prod(images_shape) // 64) * 64
+    return targets_offset, targets_offset + math.prod(targets_shape) * 4
+
+
+def _build_batch(samples: Sequence[Sample], seed: int, step: int, batch_size: int, config: AugmentConfig,
+                 out: tuple[np.ndarray, np.ndarray] | None = None):
+    """(images, targets, problems) for one step, written into out when given; see make_batch."""
+    count = len(samples)
+    if out is None:
+        images_shape, targets_shape = _batch_shapes(batch_size, config)
+        out = np.empty(images_shape, np.uint8), np.empty(targets_shape, np.float32)
+    images, targets = out
+    problems = []
+    for slot in range(batch_size):
+        # Each image once per epoch, in a seeded order; retries draw from the slot's own generator.
+        position = step * batch_size + slot
+        index = int(_epoch_order(seed, position // count, count)[position % count])
+        rng = np.random.default_rng([seed, step, slot])
+        for _ in range(MAX_DRAWS_PER_SLOT):
+            try:
+                example = try_example(samples[index], rng, config)
+            except DataError as error:
+                problems.append(Problem(samples[index].image_path, None, str(error)))
+                example = None
+            if example is not None:
+                break
+            index = int(rng.integers(count))
+        else:
+            raise DataError(f"no usable training example after {MAX_DRAWS_PER_SLOT} draws for step {step}, "
+                            f"slot {slot}" + (f"; last problem: {problems[-1]}" if problems else ""))
+        write_rgb(example["image_bgr"], images[slot])
+        targets[slot, ..., network_io.SCORE_SLICE] = example["score_map"]
+        targets[slot, ..., network_io.GEO_SLICE] = example["geo_map"]
+        targets[slot, ..., network_io.MASK_SLICE] = example["training_mask"]
+    return images, targets, problems
+
+
+def make_batch(samples: Sequence[Sample], seed: int, step: int, batch_size: int,
+               config: AugmentConfig = AugmentConfig()) -> tuple[np.ndarray, np.ndarray]:
+    """The training batch of one global step: a pure function of (seed, step, slot), no hidden state.
+
+    Slot i of step s takes image number ``s * batch_size + i`` of a seeded per-epoch permutation
+    and augments it with ``np.random.default_rng([seed, s, i])``; an unreadable image or a failed
+    crop moves on to another image drawn from that same generator (logged, not fatal).
+
+    Returns:
+        images uint8 (B, S, S, 3) RGB pixels (a quarter of float32's bytes to copy and send to
+        the device; ``model.training_model`` scales them to [-1, 1] there); targets float32
+        (B, S/4, S/4, 7):
+        [0] score_map, [1:6] geo_map (top, right, bottom, left px, angle rad), [6] training_mask.
+
+    Raises:
+        ValueError: empty samples or batch_size < 1. DataError: a slot found no usable image.
+    """
+    _check_batch_args(samples, batch_size)
+    images, targets, problems = _build_batch(samples, seed, step, batch_size, config)
+    for problem in problems:
+        log.warning("skipped while building step %d: %s", step, problem)
+    return images, targets
+
+
+def _check_batch_args(samples, batch_size):
+    if len(samples) == 0:
+        raise ValueError("samples must not be empty")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+
+
+class _SharedBatch:
+    """A batch-sized block of shared memory: workers write a batch into it, the consumer copies it out.
+
+    Sending a 512 px batch of 8 (10 MB) back through a Pool's pipe costs more than building it;
+    through shared memory only the list of problems travels.
+    """
+
+    def __init__(self, batch_size: int, config: AugmentConfig, name: str | None = None):
+        self.shapes = _batch_shapes(batch_size, config)
+        self.targets_offset, nbytes = _batch_layout(batch_size, config)
+        self.memory = (shared_memory.SharedMemory(create=True, size=nbytes) if name is None
+                       else shared_memory.SharedMemory(name=name))
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        return (np.ndarray(self.shapes[0], np.uint8, buffer=self.memory.buf),
+                np.ndarray(self.shapes[1], np.float32, buffer=self.memory.buf, offset=self.targets_offset))
+
+    def release(self, unlink: bool) -> None:
+        self.memory.close()
+        if unlink:
+            self.memory.unlink()
+
+
+_WORKER_STATE: dict = {}
+
+
+def _init_worker(samples, seed, batch_size, config):
+    # Ctrl-C in a terminal reaches the whole process group: the parent stops the stream (and
+    # so the workers); a worker that raised KeyboardInterrupt would only print a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # One OpenCV thread per worker process: the parallelism comes from the processes.
+    cv2.setNumThreads(1)
+    _WORKER_STATE.update(samples=samples, seed=seed, batch_size=batch_size, config=config, blocks={})
+
+
+def _worker_batch(step: int, block_name: str | None):
+    """Builds one step's batch: into the shared block block_name, returning the problems met, or
+    (block_name None) returning (images, targets, problems)."""
+    state = _WORKER_STATE
+    arguments = (state["samples"], state["seed"], step, state["batch_size"], state["config"])
+    if block_name is None:
+        return _build_batch(*arguments)
+    block = state["blocks"].get(block_name)
+    if block is None:
+        block = state["blocks"][block_name] = _SharedBatch(state["batch_size"], state["config"], block_name)
+    images, targets = block.arrays()
+    try:
+        return _build_batch(*arguments, out=(images, targets))[2]
+    finally:
+        del images, targets  # no view may outlive the call, or the block cannot be closed
+
+
+def _shared_memory_fits(nbytes: int) -> bool:
+    """Whether /dev/shm (64 MB in some containers) has room: writing past it kills the writer with SIGBUS."""
+    try:
+        return shutil.disk_usage("/dev/shm").free > 1.25 * nbytes
+    except OSError:
+        return os.name == "nt"
+
+
+class BatchStream:
+    """Endless ordered batches for steps start_step, start_step + 1, ... built by worker processes.
+
+    Batch k equals ``make_batch(samples, seed, start_step + k, batch_size, config)`` whatever
+    nb_workers is, so a run resumed at step S sees the batches an uninterrupted run sees.
+
+    Use ``for images, targets in stream``, ``next(stream)``, or ``model.fit(iter(stream),
+    steps_per_epoch=...)`` (``iter(stream)`` is a plain Python generator of (x, y), which Keras 3
+    accepts on every backend). Close it (or use ``with``) to stop the workers.
+
+    Args:
+        samples: from load_dataset.
+        seed, start_step, batch_size, config: see make_batch.
+        nb_workers: worker processes; 0 builds batches in this process.
+        prefetch: batches requested ahead of the consumer (default 2 * nb_workers).
+        mp_context: multiprocessing start method; default "forkserver" where available (safe with
+            TensorFlow/JAX threads in the parent), else "spawn".
+
+    Attributes:
+        skipped: collections.Counter of "file: reason" -> how many times it was skipped.
+    """
+
+    def __init__(self, samples: Sequence[Sample], *, seed: int, start_step: int = 0, batch_size: int,
+                 config: AugmentConfig = AugmentConfig(), nb_workers: int = 4, prefetch: int | None = None,
+                 mp_context: str | None = None):
+        _check_batch_args(samples, batch_size)
+        if nb_workers < 0:
+            raise ValueError(f"nb_workers must be >= 0, got {nb_workers}")
+        self._samples = list(samples)
+        self._seed, self._batch_size, self._config = int(seed), int(batch_size), config
+        self._nb_workers = nb_workers
+        self._prefetch = max(1, prefetch if prefetch is not None else 2 * nb_workers)
+        if mp_context is None:
+            mp_context = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+        self._mp_context = mp_context
+        self._executor = None
+        self._closed = False
+        self._blocks: list[_SharedBatch] = []
+        self.skipped: collections.Counter = collections.Counter()
+        self._generator = self._batches(int(start_step))
+
+    def _record(self, problems):
+        for problem in problems:
+            key = str(problem)
+            if key not in self.skipped:
+                log.warning("skipped: %s", key)
+            self.skipped[key] += 1
+
+    def _batches(self, start_step: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        if self._nb_workers == 0:
+            yield from self._batches_in_process(start_step)
+        else:
+            yield from self._batches_from_workers(start_step)
+
+    def _batches_in_process(self, start_step: int):
+        for step in itertools.count(start_step):
+            if self._closed:
+                return
+            images, targets, problems = _build_batch(self._samples, self._seed, step, self._batch_size, self._config)
+            self._record(problems)
+            yield images, targets
+
+    def _batches_from_workers(self, start_step: int):
+        block_nbytes = _batch_layout(self._batch_size, self._config)[1]
+        if _shared_memory_fits(self._prefetch * block_nbytes):
+            self._blocks = [_SharedBatch(self._batch_size, self._config) for _ in range(self._prefetch)]
+        else:
+            log.info("not enough room in /dev/shm for %d batches; workers send batches through pipes", self._prefetch)
+        self._executor = ProcessPoolExecutor(
+            self._nb_workers, mp_context=multiprocessing.get_context(self._mp_context), initializer=_init_worker,
+            initargs=(self._samples, self._seed, self._batch_size, self._config))
+        steps = itertools.count(start_step)
+        slots = self._blocks or [None] * self._prefetch
+        pending = collections.deque(
+            (block, self._executor.submit(_worker_batch, next(steps), block and block.memory.name)) for block in slots)
+        try:
+            while not self._closed:
+                block, future = pending.popleft()
+                if block is None:
+                    images, targets, problems = future.result()
+                else:
+                    problems = future.result()
+                    images, targets = (array.copy() for array in block.arrays())
+                self._record(problems)
+                pending.append((block, self._executor.submit(_worker_batch, next(steps), block and block.memory.name)))
+                yield images, targets
+        finally:
+            self.close()
+
+    def __iter__(self):
+        return self._generator
+
+    def __next__(self) -> tuple[np.ndarray, np.ndarray]:
+        return next(self._generator)
+
+    def close(self) -> None:
+        """Stops the worker processes and frees the shared memory (idempotent); the stream then ends."""
+        self._closed = True
+        executor, self._executor = getattr(self, "_executor", None), None
+        if executor is not None:
+            # Waits for the batches being built (they write into the shared blocks), drops the rest.
+            executor.shutdown(wait=True, cancel_futures=True)
+        blocks, self._blocks = getattr(self, "_blocks", []), []
+        for block in blocks:
+            block.release(unlink=True)
+
+    def __enter__(self) -> "BatchStream":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown may have torn down multiprocessing
+            pass

@@ -1,0 +1,143 @@
+"""Tests for augmentation.py: EAST-tf2's rescale, crop, pad and resize keep every quad on its pixels."""
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+import augmentation
+import data_preprocessor as dp
+from samples import Sample
+
+
+def marked_scene(folder: Path, size_hw=(360, 640), suffix: str = "png") -> Sample:
+    """A PNG whose blue channel is 255 exactly inside its (rotated) text quads, noise elsewhere."""
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 100, (*size_hw, 3), dtype=np.uint8)
+    quads = np.array([[[40, 40], [240, 60], [236, 100], [36, 80]],
+                      [[300, 200], [600, 170], [606, 230], [306, 260]],
+                      [[100, 250], [200, 250], [200, 300], [100, 300]]], np.float32)
+    blue = np.zeros(size_hw, np.uint8)
+    cv2.fillPoly(blue, np.round(quads).astype(np.int32), 255)
+    image[..., 0] = blue
+    cv2.imwrite(str(folder / f"img_1.{suffix}"), image)
+    lines = [",".join(str(int(v)) for v in quad.ravel()) + ",text" for quad in quads]
+    (folder / "gt_img_1.txt").write_text("\n".join(lines))
+    return dp.load_dataset(folder).samples[0]
+
+
+@pytest.mark.parametrize("suffix", ["png", "jpg"])  # odd size: JPEGs decoded at 1/2, 1/4 size round up
+def test_augmentation_keeps_quads_on_their_pixels(tmp_path, suffix):
+    sample = marked_scene(tmp_path, (361, 641), suffix)
+    with_text = backgrounds = 0
+    for seed in range(24):
+        # Every fourth example asks for a text-free crop.
+        config = augmentation.AugmentConfig(input_size=256, background_ratio=float(seed % 4 == 0))
+        example = augmentation.make_example(sample, np.random.default_rng(seed), config)
+        image, quads = example["image"], example["quads"]
+        assert image.shape == (256, 256, 3) and image.dtype == np.uint8
+        marked = image[..., 2] > 127  # blue, now the last (RGB) channel
+        drawn = np.zeros((256, 256), np.uint8)
+        cv2.fillPoly(drawn, np.round(quads).astype(np.int32), 1)
+        if len(quads) == 0:
+            backgrounds += 1
+            assert marked.mean() < 0.002 and example["score_map"].max() == 0
+            continue
+        with_text += 1
+        iou = (marked & (drawn > 0)).sum() / max(1, (marked | (drawn > 0)).sum())
+        assert iou > 0.85, (seed, iou)
+        # Every positive score-map pixel samples a marked input pixel (map px (r, c) = input (4c, 4r)).
+        rows, cols = np.nonzero(example["score_map"][..., 0] > 0)
+        assert rows.size > 0 and marked[rows * 4, cols * 4].mean() > 0.95
+    assert (with_text, backgrounds) == (18, 6)
+
+
+def test_max_text_size_and_max_image_large_side_downscale(tmp_path):
+    sample = marked_scene(tmp_path)
+    config = augmentation.AugmentConfig(input_size=128, background_ratio=0.0, random_scale=(3.0,), max_text_size=100)
+    for seed in range(5):
+        quads = augmentation.make_example(sample, np.random.default_rng(seed), config)["quads"]
+        extent = (quads.max(axis=1) - quads.min(axis=1)).max()
+        assert extent <= 100.5
+    # 640 px wide -> 320: the crop then fits the 512 px input unscaled, so quads shrink by 0.5 +- 10 %.
+    config = augmentation.AugmentConfig(background_ratio=0.0, random_scale=(1.0,), max_image_large_side=320)
+    for seed in range(5):
+        quads = augmentation.make_example(sample, np.random.default_rng(seed), config)["quads"]
+        # Each output quad is one of the source quads (all of different sizes) scaled by 0.5 +- 10 %.
+        ratios = np.ptp(quads, axis=1)[:, None, :] / np.ptp(sample.quads, axis=1)[None, :, :]
+        matches = np.all((0.44 < ratios) & (ratios < 0.56), axis=2)
+        assert len(quads) and matches.any(axis=1).all(), ratios
+
+
+def test_make_example_output_shapes_and_rgb(tmp_path):
+    sample = marked_scene(tmp_path)
+    example = augmentation.make_example(sample, np.random.default_rng(1), augmentation.AugmentConfig(input_size=128))
+    assert example["score_map"].shape == (32, 32, 1) and example["geo_map"].shape == (32, 32, 5)
+    assert example["training_mask"].shape == (32, 32, 1)
+    assert example["image"].shape == (128, 128, 3) and example["image"].dtype == np.uint8
+    assert all(example[key].dtype == np.float32 for key in ("score_map", "geo_map", "training_mask"))
+
+
+
+# --------------------------------------------------------------------------- text_width_range (issue 12)
+def _plate_scene(folder: Path) -> Sample:
+    """A 640x480 noise image with one care plate (80x20 px) and one don't-care box."""
+    image = np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)
+    cv2.imwrite(str(folder / "plate.png"), image)
+    quads = np.array([[[300, 200], [380, 200], [380, 220], [300, 220]],
+                      [[50, 50], [120, 50], [120, 70], [50, 70]]], np.float32)
+    return Sample(str(folder / "plate.png"), None, quads, np.array([False, True]), ("AB12", "###"), (480, 640))
+
+
+def test_text_width_range_spans_the_range_and_targets_round_trip(tmp_path):
+    import geometry
+
+    sample = _plate_scene(tmp_path)
+    low, high, size = 0.03, 0.6, 256
+    config = augmentation.AugmentConfig(input_size=size, background_ratio=0.0, text_width_range=(low, high),
+                                        min_text_size=1)
+    widths = []
+    for slot in range(120):
+        example = augmentation.make_example(sample, np.random.default_rng([7, 0, slot]), config)
+        quads = example["quads"]
+        care = quads[~example["dont_care"]]
+        assert len(care) == 1  # the plate is always the chosen box: the only care box
+        widths.append(np.ptp(care[0, :, 0]) / size)
+        # Targets decode back to the output quads (every positive pixel restores its own quad).
+        boxes = geometry.decode_rbox(example["score_map"], example["geo_map"], 0.5)
+        if len(boxes):
+            decoded = geometry.order_clockwise_from_top_left(boxes[:, :8].reshape(-1, 4, 2))
+            error = np.abs(decoded[:, None] - quads[None]).max(axis=(2, 3)).min(axis=1)
+            assert error.max() < 1e-3
+    widths = np.array(widths)
+    assert widths.min() >= low * 0.999 and widths.max() <= high * 1.001
+    # Log-uniform: 5 % / 95 % quantiles at low * 20**0.05 = 0.035 and high / 20**0.05 = 0.52.
+    p5, p50, p95 = np.percentile(widths, [5, 50, 95])
+    assert p5 < 0.045 and p95 > 0.45 and 0.08 < p50 < 0.2, (p5, p50, p95)
+
+
+def test_text_width_range_is_deterministic_keeps_backgrounds_and_validates(tmp_path):
+    sample = _plate_scene(tmp_path)
+    config = augmentation.AugmentConfig(input_size=128, background_ratio=0.5, text_width_range=(0.1, 0.3))
+    backgrounds = 0
+    for seed in range(16):
+        first = augmentation.make_example(sample, np.random.default_rng(seed), config)
+        again = augmentation.make_example(sample, np.random.default_rng(seed), config)
+        np.testing.assert_array_equal(first["image"], again["image"])
+        np.testing.assert_array_equal(first["geo_map"], again["geo_map"])
+        backgrounds += len(first["quads"]) == 0
+    assert 3 <= backgrounds <= 13  # background_ratio still draws EAST-tf2's text-free crops
+    for bad in ((0.0, 0.5), (0.5, 0.1), (0.2, 1.5), (0.1,), "x"):
+        with pytest.raises(ValueError, match="text_width_range"):
+            augmentation.AugmentConfig(text_width_range=bad)
+
+
+def test_covered_matches_eastf2_slices_and_empty_input():
+    rng = np.random.default_rng(0)
+    starts = rng.integers(0, 90, 12)
+    ends = starts + rng.integers(0, 15, 12)  # some empty ranges, some past the end
+    expected = np.zeros(100, bool)
+    for start, end in zip(starts, ends):
+        expected[start:end] = True
+    np.testing.assert_array_equal(augmentation._covered(starts, ends, 100), expected)
+    assert not augmentation._covered(np.zeros(0, np.int64), np.zeros(0, np.int64), 5).any()

@@ -1,0 +1,79 @@
+"""Tests for batch_stream.py: batches are a pure function of (seed, step, slot), whatever the workers."""
+import numpy as np
+import pytest
+
+import batch_stream
+from augmentation import AugmentConfig
+from samples import DataError, Sample
+from test_augmentation import marked_scene
+
+
+@pytest.fixture
+def small_dataset(tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    sample = marked_scene(folder)
+    broken = Sample(str(folder / "gone.jpg"), None, np.zeros((0, 4, 2), np.float32), np.zeros(0, bool), (),
+                       (100, 100))
+    return [sample, broken, sample]
+
+
+def test_make_batch_is_pure_and_skips_unreadable_images(small_dataset, caplog):
+    config = AugmentConfig(input_size=64)
+    images, targets = batch_stream.make_batch(small_dataset, 7, 3, 4, config)
+    assert images.shape == (4, 64, 64, 3) and targets.shape == (4, 16, 16, 7)
+    assert images.dtype == np.uint8 and targets.dtype == np.float32
+    again_images, again_targets = batch_stream.make_batch(small_dataset, 7, 3, 4, config)
+    np.testing.assert_array_equal(images, again_images)
+    np.testing.assert_array_equal(targets, again_targets)
+    assert not np.array_equal(images, batch_stream.make_batch(small_dataset, 7, 4, 4, config)[0])
+    # Every third position of the epoch order hits the missing file; it is skipped, not fatal.
+    for step in range(3):
+        batch_stream.make_batch(small_dataset, 7, step, 4, config)
+    assert "gone.jpg" in caplog.text
+
+
+@pytest.mark.parametrize("nb_workers, shared_memory", [(1, True), (3, True), (2, False)])
+def test_batch_stream_matches_make_batch_whatever_the_workers(small_dataset, nb_workers, shared_memory, monkeypatch):
+    if not shared_memory:  # as where /dev/shm is too small: batches come back through pipes
+        monkeypatch.setattr(batch_stream, "_shared_memory_fits", lambda nbytes: False)
+    config = AugmentConfig(input_size=64)
+    expected = [batch_stream.make_batch(small_dataset, 5, step, 2, config) for step in (10, 11, 12, 13)]
+    with batch_stream.BatchStream(small_dataset, seed=5, start_step=10, batch_size=2, config=config,
+                        nb_workers=nb_workers) as stream:
+        got = [next(stream) for _ in expected]
+    for (images, targets), (want_images, want_targets) in zip(got, expected):
+        np.testing.assert_array_equal(images, want_images)
+        np.testing.assert_array_equal(targets, want_targets)
+
+
+def test_batch_stream_reports_a_dataset_without_usable_images_and_stops_when_closed(small_dataset):
+    with batch_stream.BatchStream(small_dataset[1:2], seed=0, batch_size=1, config=AugmentConfig(input_size=64),
+                        nb_workers=1) as stream:
+        with pytest.raises(DataError, match="no usable training example"):
+            next(stream)
+    stream = batch_stream.BatchStream(small_dataset, seed=0, batch_size=1, config=AugmentConfig(input_size=64), nb_workers=1)
+    next(stream)
+    stream.close()
+    with pytest.raises(StopIteration):
+        next(stream)
+
+
+def test_batch_stream_in_process_is_a_generator_for_keras(small_dataset):
+    import types
+
+    stream = batch_stream.BatchStream(small_dataset, seed=0, batch_size=2, config=AugmentConfig(input_size=64),
+                            nb_workers=0)
+    generator = iter(stream)
+    assert isinstance(generator, types.GeneratorType)
+    images, targets = next(generator)
+    np.testing.assert_array_equal(images, batch_stream.make_batch(small_dataset, 0, 0, 2, AugmentConfig(input_size=64))[0])
+    stream.close()
+
+
+def test_bad_batch_arguments_raise():
+    with pytest.raises(ValueError, match="samples"):
+        batch_stream.make_batch([], 0, 0, 2, AugmentConfig())
+    with pytest.raises(ValueError, match="input_size"):
+        AugmentConfig(input_size=30)
+
