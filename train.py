@@ -32,6 +32,8 @@ from typing import Callable
 
 import numpy as np
 
+import network_io
+
 log = logging.getLogger(__name__)
 
 LOG_COLUMNS = ("step", "loss", "score_loss", "geo_loss", "lr", "images_per_sec")
@@ -86,8 +88,8 @@ class TrainConfig:
                      "max_to_keep", "log_steps"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.input_size % 32:
-            raise ValueError(f"input_size must be a multiple of 32, got {self.input_size}")
+        if self.input_size % network_io.SIZE_MULTIPLE:
+            raise ValueError(f"input_size must be a multiple of {network_io.SIZE_MULTIPLE}, got {self.input_size}")
         if self.nb_workers < 0:
             raise ValueError(f"nb_workers must be >= 0, got {self.nb_workers}")
         if not 0.0 <= self.bn_momentum < 1.0:
@@ -208,11 +210,13 @@ def run_training(config: TrainConfig, report: Callable[[str], None] = log.info, 
         resume_state = checkpoints.read_state(latest)
         checkpoints.check_model_config(resume_state, config.model_config,
                                        f"checkpoint_path {str(folder)!r} ({latest.name})")
+    source_state = resume_state
     if latest is None and config.pretrained_model_path:
         # Fail before any work if the fine-tuning source is unusable.
         source = checkpoints.resolve_checkpoint(config.pretrained_model_path)
-        checkpoints.check_model_config(checkpoints.read_state(source), config.model_config,
-                                       f"pretrained model {str(source)!r}")
+        source_state = checkpoints.read_state(source)
+        checkpoints.check_model_config(source_state, config.model_config, f"pretrained model {str(source)!r}",
+                                       fine_tune=True)
 
     dataset = data_preprocessor.load_dataset(config.training_data_path, config.annotation_format,
                                              strict=config.strict, skip_unannotated=config.skip_unannotated)
@@ -234,7 +238,8 @@ def run_training(config: TrainConfig, report: Callable[[str], None] = log.info, 
         scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
         with scope:
             network = east_model.build_east(config.input_size, backbone=config.backbone,
-                                            backbone_weights="none" if resume_state else config.backbone_weights)
+                                            backbone_weights="none" if source_state else config.backbone_weights,
+                                            **checkpoints.network_options(source_state))
             if config.bn_momentum:
                 for layer in network.layers:
                     if isinstance(layer, keras.layers.BatchNormalization):
