@@ -42,7 +42,8 @@ def make_detecting_model(images: np.ndarray):
     import model as east_model
 
     keras.utils.set_random_seed(0)
-    network = east_model.build_east(INPUT_SIZE, backbone="mobilenetv2", backbone_weights="none")
+    network = east_model.build_east(INPUT_SIZE, backbone="mobilenetv2", backbone_weights="none",
+                                    distance_scale=INPUT_SIZE)
     head = network.get_layer("head_logits")
     kernel, bias = head.get_weights()
     features = keras.Model(network.inputs, network.get_layer("final_3x3_relu").output)
@@ -76,7 +77,7 @@ def network_inputs(paths) -> np.ndarray:
     import postprocess
 
     images = [cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB) for path in paths]
-    return np.stack([postprocess.normalize_image(postprocess.resize_for_inference(image)[0]) for image in images])
+    return np.stack([postprocess.resize_for_inference(image)[0] for image in images]).astype(np.float32)
 
 
 def eval_quads(paths, predict) -> dict[str, np.ndarray]:
