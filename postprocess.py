@@ -28,7 +28,6 @@ from network_io import OUTPUT_STRIDE, PIXEL_OFFSET, PIXEL_SCALE, SIZE_MULTIPLE
 
 log = logging.getLogger(__name__)
 
-RESIZE_MULTIPLE = SIZE_MULTIPLE  # kept for callers of the older name
 # EAST-tf2 drops boxes whose first or last edge is under 5 px "to avoid submitting errors".
 MIN_BOX_SIDE = 5
 THRESHOLD_NAMES = ("score_map_thresh", "box_thresh", "nms_thres")
@@ -106,7 +105,7 @@ def resize_for_inference(image_rgb, max_side_len: int = DetectOptions().max_side
     """Resizes an image so both sides are multiples of 32 (EAST-tf2 ``resize_image``).
 
     The longer side is first capped at ``max_side_len``, then each side is
-    rounded down to a multiple of RESIZE_MULTIPLE, but never below it.
+    rounded down to a multiple of SIZE_MULTIPLE, but never below it.
 
     Args:
       image_rgb: uint8 (H, W, 3).
