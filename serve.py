@@ -219,26 +219,9 @@ def detect(image_rgb: np.ndarray, predict: Callable, options: postprocess.Detect
     }
 
 
-def create_app(predict: Callable, config: ServeConfig = ServeConfig(), model_info: dict | None = None):
-    """The Flask app: the page at ``/``, ``/api/info`` and ``/api/detect``.
-
-    Args:
-        predict: batch function images (B, H, W, 3) -> (score_map, geo_map).
-        config: limits and default thresholds.
-        model_info: shown by /api/info (defaults to ``predict.info`` where it has one).
-
-    Raises:
-        exported_models.MissingRuntimeError: Flask is not installed.
-    """
-    import exported_models  # noqa: PLC0415
-
-    flask = exported_models.require_optional("flask", "flask", "serve.py")
+def _install_error_handlers(app, flask, config: ServeConfig) -> None:
+    """Every error answers ``{"error": message}`` with its status (413 names the upload limit)."""
     from werkzeug.exceptions import HTTPException  # noqa: PLC0415  (installed with Flask)
-
-    app = flask.Flask(__name__)
-    # Werkzeug refuses a larger body with 413 before it is read; a little room for the form.
-    app.config["MAX_CONTENT_LENGTH"] = config.max_upload_bytes + 64 * 1024
-    info = dict(model_info if model_info is not None else getattr(predict, "info", {}))
 
     def error_response(message: str, status: int):
         return flask.jsonify({"error": message}), status
@@ -258,6 +241,29 @@ def create_app(predict: Callable, config: ServeConfig = ServeConfig(), model_inf
     def unexpected_error(error: Exception):
         log.exception("request failed")
         return error_response(f"internal error: {type(error).__name__}: {error}", 500)
+
+
+def create_app(predict: Callable, config: ServeConfig = ServeConfig(), model_info: dict | None = None):
+    """The Flask app: the page at ``/``, ``/api/info`` and ``/api/detect``.
+
+    Args:
+        predict: batch function images (B, H, W, 3) -> (score_map, geo_map).
+        config: limits and default thresholds.
+        model_info: shown by /api/info (defaults to ``predict.info`` where it has one).
+
+    Raises:
+        exported_models.MissingRuntimeError: Flask is not installed.
+    """
+    import exported_models  # noqa: PLC0415
+
+    flask = exported_models.require_optional("flask", "flask", "serve.py")
+
+    app = flask.Flask(__name__)
+    # Werkzeug refuses a larger body with 413 before it is read; a little room for the form.
+    app.config["MAX_CONTENT_LENGTH"] = config.max_upload_bytes + 64 * 1024
+    info = dict(model_info if model_info is not None else getattr(predict, "info", {}))
+
+    _install_error_handlers(app, flask, config)
 
     @app.get("/")
     def page():

@@ -422,7 +422,8 @@ def define_flags() -> None:
     flags.DEFINE_string("backbone", defaults.backbone, "resnet50 (EAST-tf2) or mobilenetv2 (light, CPU demos)")
     flags.DEFINE_string("backbone_weights", defaults.backbone_weights,
                         "imagenet (download), none (random init) or the path of a local .h5 file")
-    flags.DEFINE_string("gpu_list", defaults.gpu_list, "GPUs to use, e.g. 0,1; empty = all visible GPUs")
+    flags.DEFINE_string("gpu_list", defaults.gpu_list, "GPUs MirroredStrategy trains on, e.g. 0,1; empty = all "
+                        "visible GPUs (eval.py's --gpu_list instead sets CUDA_VISIBLE_DEVICES)")
     flags.DEFINE_integer("log_steps", defaults.log_steps, "steps between train_log.csv / TensorBoard rows")
     flags.DEFINE_float("bn_momentum", defaults.bn_momentum,
                        "momentum of every BatchNorm's moving statistics; 0 keeps the network's own (0.997, "

@@ -175,7 +175,7 @@ def reference_worker(reference_repo: Path, image_dir: Path, output_dir: Path, re
         seconds["read"] = time.perf_counter() - start
         start = time.perf_counter()
         img_resized, (ratio_h, ratio_w) = ref_eval.resize_image(img)
-        img_resized = (img_resized / 127.5) - 1  # EAST-tf2's own scaling (its eval.py), timed as its resize
+        img_resized = (img_resized / 127.5) - 1
         seconds["resize"] = time.perf_counter() - start
         start = time.perf_counter()
         score_map, geo_map = model.predict(img_resized[np.newaxis, :, :, :])
