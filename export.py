@@ -282,6 +282,15 @@ class _CalibrationReader:
         return None if image is None else {exported_models.INPUT_NAME: image}
 
 
+def _pixel_adapter_nodes(onnx_path: Path) -> list[str]:
+    """Names of the ONNX nodes of model.PixelAdapter: int8 leaves them in float, so pixels are
+    rounded once (at the first convolution's input), not after every step of their scaling."""
+    import onnx  # noqa: PLC0415  (installed with tf2onnx)
+
+    graph = onnx.load(str(onnx_path)).graph
+    return [node.name for node in graph.node if "pixel_adapter" in node.name]
+
+
 def export_onnx(model, destination: Path, *, quantize: str | None = None,
                 calibration_images: Sequence[np.ndarray] | None = None, opset: int = ONNX_OPSET) -> Path:
     """Writes an .onnx file with tf2onnx; int8 is onnxruntime's static QDQ quantization."""
@@ -300,7 +309,8 @@ def export_onnx(model, destination: Path, *, quantize: str | None = None,
             quantization.quantize_static(
                 str(float_model), str(staged), _CalibrationReader(calibration_images),
                 quant_format=quantization.QuantFormat.QDQ, per_channel=True,
-                activation_type=quantization.QuantType.QUInt8, weight_type=quantization.QuantType.QInt8)
+                activation_type=quantization.QuantType.QUInt8, weight_type=quantization.QuantType.QInt8,
+                nodes_to_exclude=_pixel_adapter_nodes(float_model))
     return destination
 
 
