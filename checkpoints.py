@@ -31,6 +31,7 @@ import keras
 
 import atomic_io
 import model as east_model
+import network_io
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,11 @@ CHECKPOINT_PREFIX = "ckpt-"
 TEMP_PREFIX = atomic_io.TEMP_PREFIX
 FORMAT_NAME = "east-keras-checkpoint"
 FORMAT_VERSION = 1
+# Checked on resume (exact); fine-tuning checks only the backbone and takes the rest from the source.
 MODEL_CONFIG_KEYS = ("input_size", "backbone")
+# Properties of the weights recorded beside MODEL_CONFIG_KEYS (model.network_config); a state
+# without them is legacy: distance scale = its input_size, pixels in LEGACY_PIXEL_CONVENTION.
+NETWORK_CONFIG_KEYS = ("distance_scale", "pixel_convention")
 
 _CHECKPOINT_RE = re.compile(r"^ckpt-(\d+)$")
 _OWN_NAMES = {LATEST_FILE, TRAIN_LOG_FILE, LOGS_DIR}
@@ -147,7 +152,8 @@ def read_state(checkpoint: str | os.PathLike) -> dict:
     """The ``state.json`` of a checkpoint folder, validated.
 
     Returns:
-        dict with at least ``step`` (int), ``seed`` (int), ``model`` ({input_size, backbone}).
+        dict with at least ``step`` (int), ``seed`` (int), ``model`` ({input_size, backbone}, and
+        distance_scale, pixel_convention when written since those were recorded).
 
     Raises:
         CheckpointError: missing, unreadable or not written by this module.
@@ -171,15 +177,40 @@ def read_state(checkpoint: str | os.PathLike) -> dict:
     return state
 
 
-def check_model_config(state: dict, model_config: dict, where: str) -> None:
-    """Raise CheckpointError if a checkpoint's model config differs from ``model_config``."""
-    saved = {key: state["model"].get(key) for key in MODEL_CONFIG_KEYS}
-    wanted = {key: model_config[key] for key in MODEL_CONFIG_KEYS}
+def network_options(state: dict | None) -> dict:
+    """``build_east`` keyword arguments that rebuild the network a checkpoint's weights belong to.
+
+    Args:
+        state: a checkpoint's state (``read_state``), or None for a fresh network.
+
+    Returns:
+        {} for None (today's defaults); else {"distance_scale": int, "pixel_convention": str},
+        legacy values (input_size, LEGACY_PIXEL_CONVENTION) where the state predates them.
+    """
+    if state is None:
+        return {}
+    saved = state["model"]
+    return {"distance_scale": int(saved.get("distance_scale", saved["input_size"])),
+            "pixel_convention": saved.get("pixel_convention", network_io.LEGACY_PIXEL_CONVENTION)}
+
+
+def check_model_config(state: dict, model_config: dict, where: str, *, fine_tune: bool = False) -> None:
+    """Raise CheckpointError if a checkpoint's model config differs from ``model_config``.
+
+    Resuming (``fine_tune=False``) must match input_size and backbone exactly: a resumed run
+    continues the same run. Fine-tuning needs only the same backbone: the distance head's
+    scale is fixed (network_io.DISTANCE_SCALE, or the source's legacy one, which the new run
+    adopts through ``network_options``), so the weights work at any input size.
+    """
+    keys = ("backbone",) if fine_tune else MODEL_CONFIG_KEYS
+    saved = {key: state["model"].get(key) for key in keys}
+    wanted = {key: model_config[key] for key in keys}
     if saved != wanted:
         differences = ", ".join(f"{key} {saved[key]!r} there, {wanted[key]!r} asked"
-                                for key in MODEL_CONFIG_KEYS if saved[key] != wanted[key])
+                                for key in keys if saved[key] != wanted[key])
+        same = "--backbone" if fine_tune else "--input_size/--backbone"
         raise CheckpointError(f"{where} holds an incompatible model ({differences}); use the same "
-                              f"--input_size/--backbone, or another --checkpoint_path")
+                              f"{same}, or another --checkpoint_path")
 
 
 def save_checkpoint(folder: str | os.PathLike, step: int, model: keras.Model, optimizer,
@@ -214,6 +245,7 @@ def save_checkpoint(folder: str | os.PathLike, step: int, model: keras.Model, op
         handle.flush()
         os.fsync(handle.fileno())
     full_state = dict(state, format=FORMAT_NAME, version=FORMAT_VERSION, step=int(step),
+                      model={**state["model"], **east_model.network_config(model)},
                       optimizer_variables=[variable.path for variable in optimizer.variables])
     with open(temp / STATE_FILE, "w", encoding="utf-8") as handle:
         json.dump(full_state, handle, indent=1)
@@ -305,12 +337,20 @@ def load_pretrained_weights(model: keras.Model, model_path: str | os.PathLike, m
     Returns:
         info dict: checkpoint (str), step (int) of the source checkpoint.
 
+    ``model`` must be built with ``network_options`` of the source's state (train.py does);
+    its input_size may differ from the source's.
+
     Raises:
-        CheckpointError: no checkpoint there, or one of another input_size/backbone.
+        CheckpointError: no checkpoint there, one of another backbone, or ``model`` built with
+            another distance scale or pixel convention than the source's weights.
     """
     checkpoint = resolve_checkpoint(model_path)
     state = read_state(checkpoint)
-    check_model_config(state, model_config, f"pretrained model {str(checkpoint)!r}")
+    where = f"pretrained model {str(checkpoint)!r}"
+    check_model_config(state, model_config, where, fine_tune=True)
+    built, needed = east_model.network_config(model), network_options(state)
+    if built != needed:
+        raise CheckpointError(f"{where}: its weights need a network built with {needed}, got {built}")
     _load_weights(model, checkpoint / WEIGHTS_FILE)
     return {"checkpoint": str(checkpoint), "step": int(state["step"])}
 
@@ -324,7 +364,8 @@ def load_model_for_inference(model_path: str | os.PathLike) -> tuple[keras.Model
 
     Returns:
         (model, info): the ``build_east`` model with outputs [score_map, geo_map], and
-        info = {checkpoint: str, step: int, input_size: int, backbone: str}.
+        info = {checkpoint: str, step: int, input_size: int, backbone: str, distance_scale: int,
+        pixel_convention: str}.
 
     Raises:
         CheckpointError: nothing usable at model_path.
@@ -333,8 +374,9 @@ def load_model_for_inference(model_path: str | os.PathLike) -> tuple[keras.Model
     state = read_state(checkpoint)
     model_config = state["model"]
     network = east_model.build_east(int(model_config["input_size"]), backbone=model_config["backbone"],
-                                    backbone_weights="none")
+                                    backbone_weights="none", **network_options(state))
     _load_weights(network, checkpoint / WEIGHTS_FILE)
     info = {"checkpoint": str(checkpoint), "step": int(state["step"]),
-            "input_size": int(model_config["input_size"]), "backbone": model_config["backbone"]}
+            "input_size": int(model_config["input_size"]), "backbone": model_config["backbone"],
+            **network_options(state)}
     return network, info

@@ -28,7 +28,6 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
-import geometry
 import icdar
 import postprocess
 
@@ -36,15 +35,13 @@ log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 OUTPUT_FORMATS = ("plain", "icdar")
-# EAST-tf2 drops boxes whose first or last edge is under 5 px "to avoid submitting errors".
-MIN_BOX_SIDE = 5
 OVERLAY_COLOR_BGR = (0, 255, 255)  # EAST-tf2 draws (255, 255, 0) in RGB: yellow
 OVERLAY_THICKNESS_PER_PX = 1 / 640  # line width grows with the image so boxes stay visible
 SUMMARY_FILE = "summary.json"
 TIMING_KEYS = ("read", "resize", "network", "decode", "nms", "write")
 
-# image batch float32 (B, H, W, 3) in [-1, 1] -> (score_map (B, h, w, 1), geo_map (B, h, w, 5))
-Predictor = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+Predictor = postprocess.Predictor  # uint8 (B, H, W, 3) RGB pixels -> (score_map, geo_map)
+DETECT_DEFAULTS = postprocess.DetectOptions()
 
 
 @dataclass(frozen=True)
@@ -54,28 +51,30 @@ class EvalConfig:
     test_data_path: str
     model_path: str
     output_dir: str
-    score_map_thresh: float = 0.8
-    box_thresh: float = 0.1
-    nms_thres: float = 0.2
-    max_side_len: int = 2400
+    score_map_thresh: float = DETECT_DEFAULTS.score_map_thresh
+    box_thresh: float = DETECT_DEFAULTS.box_thresh
+    nms_thres: float = DETECT_DEFAULTS.nms_thres
+    max_side_len: int = DETECT_DEFAULTS.max_side_len
     batch_size: int = 1
     write_images: bool = True
     gt_path: str | None = None
     annotation_format: str = "auto"
     output_format: str = "plain"
+    test_scales: str = ""
 
     def __post_init__(self):
         if self.output_format not in OUTPUT_FORMATS:
             raise ValueError(f"output_format must be one of {OUTPUT_FORMATS}, got {self.output_format!r}")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
-        if not isinstance(self.max_side_len, int) or self.max_side_len < postprocess.RESIZE_MULTIPLE:
-            raise ValueError(f"max_side_len must be an integer >= {postprocess.RESIZE_MULTIPLE}, "
-                             f"got {self.max_side_len!r}")
-        for name in ("score_map_thresh", "box_thresh", "nms_thres"):
-            value = getattr(self, name)
-            if not 0 <= value <= 1:
-                raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+        self.detect_options  # noqa: B018  (validates the detection settings now, in one place)
+
+    @property
+    def detect_options(self) -> postprocess.DetectOptions:
+        """The detection settings (validated by DetectOptions: thresholds in [0, 1], sides >= 32)."""
+        return postprocess.DetectOptions(
+            score_map_thresh=self.score_map_thresh, box_thresh=self.box_thresh, nms_thres=self.nms_thres,
+            max_side_len=self.max_side_len, test_scales=postprocess.parse_test_scales(self.test_scales))
 
 
 @dataclass
@@ -162,48 +161,6 @@ def load_predictor(model_path: str) -> tuple[Predictor, dict]:
 # --------------------------------------------------------------------------- boxes
 
 
-def decode_detections(score_map: np.ndarray, geo_map: np.ndarray, *, score_map_thresh: float, box_thresh: float,
-                      nms_thres: float) -> tuple[np.ndarray, dict[str, float]]:
-    """Score and geometry maps of one image to boxes (``postprocess.detect_boxes``), timing decode and NMS.
-
-    Args:
-        score_map: (h, w, 1) or (h, w) scores; geo_map: (h, w, 5) RBOX geometry.
-
-    Returns:
-        float32 (N, 9) boxes in network-input px (score = mean score inside the box),
-        and seconds {"decode", "nms"} (the mean-score filter counts as NMS).
-    """
-    seconds: dict[str, float] = {}
-    boxes = postprocess.detect_boxes(score_map, geo_map, score_map_thresh=score_map_thresh, box_thresh=box_thresh,
-                                     nms_thres=nms_thres, timings=seconds)
-    return boxes, seconds
-
-
-def to_output_quads(boxes: np.ndarray, ratio_h: float, ratio_w: float,
-                    min_side: float = MIN_BOX_SIDE) -> tuple[np.ndarray, np.ndarray]:
-    """Boxes in network-input px to the integer quads written to the result file.
-
-    Args:
-        boxes: float32 (N, 9) in network-input px.
-        ratio_h, ratio_w: resized / original size, from ``resize_for_inference``.
-        min_side: boxes whose first or last edge is shorter (px, after rounding) are
-            dropped, as EAST-tf2 does; also drops quads that rounding made degenerate.
-
-    Returns:
-        int32 (M, 4, 2) original-image px clockwise from the top-left point, and
-        their float32 (M,) scores; M <= N, input order kept. Empty -> (0, 4, 2), (0,).
-    """
-    if not len(boxes):
-        return np.zeros((0, 4, 2), np.int32), np.zeros(0, np.float32)
-    quads = postprocess.boxes_to_original(boxes, ratio_h, ratio_w)
-    quads = geometry.order_clockwise_from_top_left(np.rint(quads)).astype(np.int32)
-    first_edge = np.linalg.norm(quads[:, 1] - quads[:, 0], axis=-1)
-    last_edge = np.linalg.norm(quads[:, 3] - quads[:, 0], axis=-1)
-    keep = (first_edge >= min_side) & (last_edge >= min_side)
-    keep &= np.abs(geometry.polygon_signed_area(quads.astype(np.float32))) >= geometry.MIN_QUAD_AREA
-    return quads[keep], boxes[keep, 8].astype(np.float32)
-
-
 def draw_overlay(image_rgb: np.ndarray, quads: np.ndarray) -> np.ndarray:
     """BGR copy of the image with the quads drawn as closed polygons."""
     overlay = cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR)
@@ -225,22 +182,21 @@ def write_image_atomic(path: Path, image_bgr: np.ndarray) -> None:
 # --------------------------------------------------------------------------- the run
 
 
-def _batches(images: Sequence[Path], config: EvalConfig, unreadable: list[dict]):
-    """Yield lists of (path, rgb, network input, ratios, seconds), same input size, up to batch_size long."""
+def _read_batches(images: Sequence[Path], config: EvalConfig, unreadable: list[dict]):
+    """Yield lists of (path, rgb, read seconds): up to batch_size images whose network inputs
+    have the same size at every scale (so each scale runs them in one network call)."""
+    scales = config.detect_options.scales
     pending: list = []
     for image_path in images:
         start = time.perf_counter()
         image_rgb = read_image_rgb(image_path)
-        read_done = time.perf_counter()
+        seconds = time.perf_counter() - start
         if image_rgb is None:
             log.warning("%s: cannot read the image; skipped", image_path)
             unreadable.append({"image": str(image_path), "reason": "cannot be decoded as an image"})
             continue
-        resized, ratios = postprocess.resize_for_inference(image_rgb, max_side_len=config.max_side_len)
-        network_input = postprocess.normalize_image(resized)
-        seconds = {"read": read_done - start, "resize": time.perf_counter() - read_done}
-        item = (image_path, image_rgb, network_input, ratios, seconds)
-        if pending and (len(pending) == config.batch_size or pending[0][2].shape != network_input.shape):
+        item = (image_path, image_rgb, seconds, [postprocess.input_hw(image_rgb.shape[:2], s) for s in scales])
+        if pending and (len(pending) == config.batch_size or pending[0][3] != item[3]):
             yield pending
             pending = []
         pending.append(item)
@@ -251,12 +207,12 @@ def _batches(images: Sequence[Path], config: EvalConfig, unreadable: list[dict])
 def detect_images(images: Sequence[Path], predict: Predictor, config: EvalConfig,
                   on_result: Callable[[ImageResult, np.ndarray], None] | None = None,
                   unreadable: list[dict] | None = None) -> list[ImageResult]:
-    """Run the network and post-processing over images.
+    """Run the detector (postprocess.Detector) over images.
 
     Args:
         images: image files.
-        predict: batch function (``load_predictor``).
-        config: thresholds, max_side_len and batch_size are used.
+        predict: batch function (``load_predictor``), uint8 RGB pixels in.
+        config: its detect_options and batch_size are used.
         on_result: called with (result, image_rgb) for each image as soon as it is
             done (eval writes the files here, and times it).
         unreadable: list that receives {"image", "reason"} for images that cannot be read.
@@ -265,20 +221,15 @@ def detect_images(images: Sequence[Path], predict: Predictor, config: EvalConfig
         One ImageResult per readable image, in input order.
     """
     unreadable = [] if unreadable is None else unreadable
+    detector = postprocess.Detector(predict, config.detect_options)
     results = []
-    for batch in _batches(images, config, unreadable):
-        inputs = np.stack([item[2] for item in batch])
-        start = time.perf_counter()
-        score_maps, geo_maps = predict(inputs)
-        network_seconds = (time.perf_counter() - start) / len(batch)
-        for index, (image_path, image_rgb, network_input, (ratio_h, ratio_w), seconds) in enumerate(batch):
-            boxes, post_seconds = decode_detections(
-                score_maps[index], geo_maps[index], score_map_thresh=config.score_map_thresh,
-                box_thresh=config.box_thresh, nms_thres=config.nms_thres)
-            quads, scores = to_output_quads(boxes, ratio_h, ratio_w)
+    for batch in _read_batches(images, config, unreadable):
+        detections = detector.detect_batch([image_rgb for _, image_rgb, _, _ in batch])
+        for (image_path, image_rgb, read_seconds, _), detection in zip(batch, detections):
+            seconds = {key: 0.0 for key in TIMING_KEYS} | detection.seconds | {"read": read_seconds}
             result = ImageResult(image_path=image_path, image_hw=tuple(image_rgb.shape[:2]),
-                                 input_hw=tuple(network_input.shape[:2]), quads=quads, scores=scores,
-                                 seconds={**seconds, "network": network_seconds, **post_seconds, "write": 0.0})
+                                 input_hw=detection.input_hw, quads=detection.quads, scores=detection.scores,
+                                 seconds=seconds)
             if on_result is not None:
                 on_result(result, image_rgb)
             results.append(result)
@@ -423,11 +374,18 @@ def _define_flags(flags) -> None:
     flags.DEFINE_string("output_dir", "./data/ICDAR2015/test_data_output/",
                         "where result files, overlays and summary.json go (created if missing, never emptied)")
     flags.DEFINE_string("gpu_num", None, "GPU ids for CUDA_VISIBLE_DEVICES, e.g. '0' (default: leave it as is)")
-    flags.DEFINE_string("gpu_list", None, "same as --gpu_num (train.py's name)")
-    flags.DEFINE_float("score_map_thresh", 0.8, "score-map threshold for text pixels")
-    flags.DEFINE_float("box_thresh", 0.1, "drop boxes whose mean score inside is below this")
-    flags.DEFINE_float("nms_thres", 0.2, "IoU threshold of the locality-aware NMS")
-    flags.DEFINE_integer("max_side_len", 2400, "longest image side fed to the network (px)")
+    flags.DEFINE_string("gpu_list", None,
+                        "same as --gpu_num here: sets CUDA_VISIBLE_DEVICES (which GPUs this process sees). "
+                        "train.py's --gpu_list differs: it picks the GPUs MirroredStrategy trains on")
+    flags.DEFINE_float("score_map_thresh", DETECT_DEFAULTS.score_map_thresh,
+                       "score-map threshold for text pixels, in [0, 1]")
+    flags.DEFINE_float("box_thresh", DETECT_DEFAULTS.box_thresh,
+                       "drop boxes whose mean score inside is at or below this, in [0, 1]")
+    flags.DEFINE_float("nms_thres", DETECT_DEFAULTS.nms_thres, "IoU threshold of the locality-aware NMS, in [0, 1]")
+    flags.DEFINE_integer("max_side_len", DETECT_DEFAULTS.max_side_len, "longest image side fed to the network (px)")
+    flags.DEFINE_string("test_scales", "",
+                        "comma-separated max_side_len values, e.g. '256,512,1024': run the network at each, "
+                        "merge all boxes by NMS (default: one run at --max_side_len)")
     flags.DEFINE_integer("batch_size", 1, "images per network call (consecutive images of the same size)")
     flags.DEFINE_boolean("write_images", True, "write an overlay image with the boxes drawn")
     flags.DEFINE_string("gt_path", None, "ground truth (folder or ICDAR zip) to score the detections against")

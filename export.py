@@ -3,8 +3,8 @@
     python export.py --model_path DIR --output_dir DIR --format saved_model|tflite|onnx
                      [--quantize float16|int8 --calibration_data DIR]
 
-The exported network takes ``input_image`` float32 (B, H, W, 3) RGB in [-1, 1], any
-batch and any H, W that are multiples of 32, and returns ``score_map`` (B, H/4, W/4, 1)
+The exported network takes ``input_image`` float32 (B, H, W, 3) RGB pixel values in
+[0, 255] (it scales them itself, network_io.py), any batch and any H, W that are multiples of 32, and returns ``score_map`` (B, H/4, W/4, 1)
 and ``geo_map`` (B, H/4, W/4, 5). Decoding and NMS stay in postprocess.py, so
 ``eval.py`` and ``serve.py`` score every format the same way (exported_models.py
 loads them). The ecosystem's converters do the work: tf.saved_model, the TFLite
@@ -176,7 +176,7 @@ def load_calibration_images(folder: str | os.PathLike, *, max_images: int = CALI
             multiple-of-32 resize, which keeps calibration fast.
 
     Returns:
-        float32 (1, H, W, 3) arrays in [-1, 1].
+        float32 (1, H, W, 3) arrays of RGB pixel values in [0, 255], resized as the Detector does.
 
     Raises:
         ExportError: no such folder, or no readable image in it.
@@ -194,7 +194,7 @@ def load_calibration_images(folder: str | os.PathLike, *, max_images: int = CALI
             log.warning("%s: cannot be read as an image; not used for calibration", image_path)
             continue
         resized, _ = postprocess.resize_for_inference(image[..., ::-1], max_side_len=max_side_len)
-        inputs.append(postprocess.normalize_image(resized)[np.newaxis])
+        inputs.append(resized[np.newaxis].astype(np.float32))
     if not inputs:
         raise ExportError(f"--calibration_data {folder}: no readable image ({', '.join(IMAGE_SUFFIXES)})")
     return inputs
@@ -282,6 +282,15 @@ class _CalibrationReader:
         return None if image is None else {exported_models.INPUT_NAME: image}
 
 
+def _pixel_adapter_nodes(onnx_path: Path) -> list[str]:
+    """Names of the ONNX nodes of model.PixelAdapter: int8 leaves them in float, so pixels are
+    rounded once (at the first convolution's input), not after every step of their scaling."""
+    import onnx  # noqa: PLC0415  (installed with tf2onnx)
+
+    graph = onnx.load(str(onnx_path)).graph
+    return [node.name for node in graph.node if "pixel_adapter" in node.name]
+
+
 def export_onnx(model, destination: Path, *, quantize: str | None = None,
                 calibration_images: Sequence[np.ndarray] | None = None, opset: int = ONNX_OPSET) -> Path:
     """Writes an .onnx file with tf2onnx; int8 is onnxruntime's static QDQ quantization."""
@@ -300,7 +309,8 @@ def export_onnx(model, destination: Path, *, quantize: str | None = None,
             quantization.quantize_static(
                 str(float_model), str(staged), _CalibrationReader(calibration_images),
                 quant_format=quantization.QuantFormat.QDQ, per_channel=True,
-                activation_type=quantization.QuantType.QUInt8, weight_type=quantization.QuantType.QInt8)
+                activation_type=quantization.QuantType.QUInt8, weight_type=quantization.QuantType.QInt8,
+                nodes_to_exclude=_pixel_adapter_nodes(float_model))
     return destination
 
 

@@ -4,13 +4,15 @@
     predict = load_predictor("exported/saved_model")      # TensorFlow SavedModel folder
     predict = load_predictor("exported/east.tflite")      # TFLite (LiteRT) flatbuffer
     predict = load_predictor("exported/east.onnx")        # ONNX, run by onnxruntime
-    score_map, geo_map = predict(images)                  # images float32 (B, H, W, 3) in [-1, 1]
+    score_map, geo_map = predict(images)                  # images uint8 (B, H, W, 3) RGB pixels
 
-Every format takes float32 (B, H, W, 3) RGB in [-1, 1] with H, W multiples of 32 and
-returns numpy float32 ``score_map`` (B, H/4, W/4, 1) and ``geo_map`` (B, H/4, W/4, 5),
-so decoding and NMS (postprocess.py) stay the same for all of them. Exported files
-are written by export.py, whose input is named ``input_image`` and outputs
-``score_map`` and ``geo_map``.
+Every format takes RGB pixel values (B, H, W, 3), uint8 or float in [0, 255], with H, W
+multiples of 32 (network_io.py; the network scales pixels itself), and returns numpy float32
+``score_map`` (B, H/4, W/4, 1) and ``geo_map`` (B, H/4, W/4, 5), so decoding and NMS
+(postprocess.Detector) stay the same for all of them. Exported files are written by export.py,
+whose input is named ``input_image`` (float32 pixel values) and outputs ``score_map`` and
+``geo_map``. Files exported before the network took pixels expected [-1, 1]: export them again
+from their checkpoint.
 
 Heavy runtimes are imported only when their format is loaded: ``onnxruntime`` for
 .onnx, ``ai_edge_litert`` (or TensorFlow's deprecated ``tf.lite``) for .tflite.
@@ -24,6 +26,8 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+
+from network_io import SIZE_MULTIPLE
 
 log = logging.getLogger(__name__)
 
@@ -75,12 +79,18 @@ def require_optional(module: str, package: str, purpose: str):
 
 
 def _check_images(images) -> np.ndarray:
+    """float32 (B, H, W, 3) pixel values from uint8 or float pixels; refuses what a network cannot take."""
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError(f"images must be (B, H, W, 3), got shape {images.shape}")
-    if images.shape[1] % 32 or images.shape[2] % 32 or not images.shape[1] or not images.shape[2]:
-        raise ValueError(f"images' H and W must be positive multiples of 32, got {images.shape[1:3]}")
-    return np.ascontiguousarray(images, dtype=np.float32)
+    if images.shape[1] % SIZE_MULTIPLE or images.shape[2] % SIZE_MULTIPLE or not images.shape[1] \
+            or not images.shape[2]:
+        raise ValueError(f"images' H and W must be positive multiples of {SIZE_MULTIPLE}, got {images.shape[1:3]}")
+    images = np.ascontiguousarray(images, dtype=np.float32)
+    if images.size and images.min() < 0:
+        raise ValueError(f"images must be RGB pixel values in [0, 255], got a minimum of {images.min():.3f}; "
+                         f"pass the pixels themselves (the network scales them), not pixel / 127.5 - 1")
+    return images
 
 
 class Predictor:
@@ -108,7 +118,7 @@ class Predictor:
         """Runs the network.
 
         Args:
-            images: float32 (B, H, W, 3) RGB in [-1, 1]; H, W multiples of 32.
+            images: uint8 or float (B, H, W, 3) RGB pixel values in [0, 255]; H, W multiples of 32.
 
         Returns:
             score_map float32 (B, H/4, W/4, 1), geo_map float32 (B, H/4, W/4, 5).
@@ -257,8 +267,8 @@ def load_predictor(model_path: str | os.PathLike, *, num_threads: int | None = N
         num_threads: CPU threads for TFLite and onnxruntime (default: all cores).
 
     Returns:
-        A Predictor: call it with float32 (B, H, W, 3) in [-1, 1], H and W multiples
-        of 32; it returns numpy score_map (B, H/4, W/4, 1) and geo_map (B, H/4, W/4, 5).
+        A Predictor: call it with uint8 (or float 0..255) RGB pixels (B, H, W, 3), H and W
+        multiples of 32; it returns numpy score_map (B, H/4, W/4, 1) and geo_map (B, H/4, W/4, 5).
         ``.info`` describes the model for summaries.
 
     Raises:

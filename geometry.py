@@ -467,13 +467,13 @@ def rbox_to_quads(origins, geometry) -> np.ndarray:
     return np.stack([p0, p1, p2, p3], axis=1).astype(np.float32)
 
 
-def decode_rbox(score_map, geo_map, score_map_thresh: float = 0.8) -> np.ndarray:
+def decode_rbox(score_map, geo_map, score_map_thresh: float) -> np.ndarray:
     """Turns every pixel with score > ``score_map_thresh`` into a scored box.
 
     Args:
       score_map: (h, w) or (h, w, 1) scores in [0, 1].
       geo_map: (h, w, 5) RBOX geometry (module docstring).
-      score_map_thresh: pixels at or below it are dropped.
+      score_map_thresh: pixels at or below it are dropped (default: postprocess.DetectOptions).
 
     Returns:
       float32 (N, 9): x1, y1, ..., x4, y4 in input px (RBOX corner order) and the

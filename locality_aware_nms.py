@@ -333,7 +333,7 @@ def standard_nms(boxes, nms_thres: float) -> np.ndarray:
     return _standard_nms_python(boxes.astype(np.float64), nms_thres).astype(np.float32)
 
 
-def nms_locality(boxes, nms_thres: float = 0.2, *, backend: str = "auto") -> np.ndarray:
+def nms_locality(boxes, nms_thres: float, *, backend: str = "auto") -> np.ndarray:
     """Locality-aware NMS: merge consecutive overlapping boxes, then standard NMS.
 
     Consecutive boxes (in row order, as ``geometry.decode_rbox`` emits them)
@@ -342,7 +342,7 @@ def nms_locality(boxes, nms_thres: float = 0.2, *, backend: str = "auto") -> np.
 
     Args:
       boxes: (N, 9) corners x1, y1, ..., x4, y4 (px) and score, in row order.
-      nms_thres: IoU threshold of both the merge and the suppression.
+      nms_thres: IoU threshold of both the merge and the suppression (default: postprocess.DetectOptions).
       backend: "python" (numpy), "lanms" (the C++ wheel), or "auto" (python: the faster one).
 
     Returns:

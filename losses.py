@@ -27,11 +27,11 @@ from __future__ import annotations
 
 from keras import ops
 
+from network_io import GEO_SLICE, MASK_SLICE, PREDICTION_CHANNELS, SCORE_SLICE, TARGET_CHANNELS
+
 SCORE_LOSS_WEIGHT = 0.01
 ANGLE_LOSS_WEIGHT = 20.0
 DICE_EPSILON = 1e-5
-TARGET_CHANNELS = 7
-PREDICTION_CHANNELS = 6
 
 
 def _unpack(y_true, y_pred):
@@ -44,11 +44,11 @@ def _unpack(y_true, y_pred):
         raise ValueError(
             f"y_pred must be (B, h, w, {PREDICTION_CHANNELS}), got {tuple(y_pred.shape)}")
     return {
-        "score_true": y_true[..., 0:1],
-        "geo_true": y_true[..., 1:6],
-        "training_mask": y_true[..., 6:7],
-        "score_pred": y_pred[..., 0:1],
-        "geo_pred": y_pred[..., 1:6],
+        "score_true": y_true[..., SCORE_SLICE],
+        "geo_true": y_true[..., GEO_SLICE],
+        "training_mask": y_true[..., MASK_SLICE],
+        "score_pred": y_pred[..., SCORE_SLICE],
+        "geo_pred": y_pred[..., GEO_SLICE],
     }
 
 

@@ -1,29 +1,111 @@
-"""Inference helpers shared by eval.py, export and serving: resize, normalize, decode, rescale.
+"""The one inference pipeline, shared by eval.py, serve.py and export calibration.
 
-No TensorFlow here: these take and return numpy arrays, so the model call and
-the timing of each stage stay with the caller.
+``Detector(predict, DetectOptions())`` runs, for each image: resize to multiples of 32
+(``resize_for_inference``) → the network (``predict``; pixel scaling is inside the model) →
+decode (score > score_map_thresh, restore RBOX) → locality-aware NMS → mean-score filter
+(``detect_boxes``) → rescale to the original image, round, drop tiny boxes
+(``to_output_quads``). With several test scales, each scale's boxes are mapped to original
+pixels and the union is merged by standard NMS before the output step.
+
+``DetectOptions`` holds every detection default and validates it once; the CLIs take their
+flag defaults from ``DetectOptions()``. No TensorFlow here: ``predict`` is any batch
+function (exported_models.load_predictor).
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 import time
+from typing import Callable, Sequence
 
 import cv2
 import numpy as np
 
-from geometry import OUTPUT_STRIDE, decode_rbox, order_clockwise_from_top_left
-from locality_aware_nms import nms_locality
+from geometry import MIN_QUAD_AREA, decode_rbox, order_clockwise_from_top_left, polygon_signed_area
+from locality_aware_nms import nms_locality, standard_nms
+from network_io import OUTPUT_STRIDE, PIXEL_OFFSET, PIXEL_SCALE, SIZE_MULTIPLE
 
 log = logging.getLogger(__name__)
 
-RESIZE_MULTIPLE = 32  # the network halves the resolution 5 times
+# EAST-tf2 drops boxes whose first or last edge is under 5 px "to avoid submitting errors".
+MIN_BOX_SIDE = 5
+THRESHOLD_NAMES = ("score_map_thresh", "box_thresh", "nms_thres")
+
+# uint8 (B, H, W, 3) RGB pixels -> (score_map (B, h, w, 1), geo_map (B, h, w, 5)), numpy float32
+Predictor = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
-def resize_for_inference(image_rgb, max_side_len: int = 2400) -> tuple[np.ndarray, tuple[float, float]]:
+@dataclasses.dataclass(frozen=True)
+class DetectOptions:
+    """Every detection setting and its default, validated once.
+
+    Attributes:
+        score_map_thresh: score-map pixels above it become candidate boxes.
+        box_thresh: boxes whose mean score inside is at or below it are dropped.
+        nms_thres: IoU threshold of the locality-aware NMS (and of the multi-scale merge).
+        max_side_len: cap on the longer side fed to the network, px.
+        test_scales: max_side_len values to run and merge; empty = (max_side_len,).
+
+    The three thresholds are probabilities or an IoU: any number in the closed range [0, 1] is
+    accepted (0 keeps everything, 1 keeps nothing), NaN is refused. Sides are integers >= 32.
+    """
+
+    score_map_thresh: float = 0.8
+    box_thresh: float = 0.1
+    nms_thres: float = 0.2
+    max_side_len: int = 2400
+    test_scales: tuple[int, ...] = ()
+
+    def __post_init__(self):
+        for name in THRESHOLD_NAMES:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) \
+                    or not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+        object.__setattr__(self, "test_scales", tuple(self.test_scales))
+        for name, side in [("max_side_len", self.max_side_len)] + [("test_scales", v) for v in self.test_scales]:
+            if isinstance(side, bool) or not isinstance(side, int) or side < SIZE_MULTIPLE:
+                raise ValueError(f"{name} must be an integer >= {SIZE_MULTIPLE}, got {side!r}")
+
+    @property
+    def scales(self) -> tuple[int, ...]:
+        """The max_side_len of each network run, in order."""
+        return self.test_scales or (self.max_side_len,)
+
+
+def parse_test_scales(text: str) -> tuple[int, ...]:
+    """``"256,512,1024"`` -> (256, 512, 1024); "" -> ().
+
+    Raises:
+        ValueError: an entry is not an integer (the name of the flag and the entry are quoted).
+    """
+    scales = []
+    for entry in (part.strip() for part in str(text or "").split(",")):
+        if not entry:
+            continue
+        try:
+            scales.append(int(entry))
+        except ValueError:
+            raise ValueError(f"test_scales must be comma-separated integers (max_side_len values), "
+                             f"got {entry!r} in {text!r}") from None
+    return tuple(scales)
+
+
+def input_hw(image_hw: tuple[int, int], max_side_len: int) -> tuple[int, int]:
+    """The network input (h, w) for an image of ``image_hw`` (see resize_for_inference)."""
+    height, width = image_hw
+    ratio = min(1.0, float(max_side_len) / max(height, width))
+    return (max(SIZE_MULTIPLE, int(height * ratio) // SIZE_MULTIPLE * SIZE_MULTIPLE),
+            max(SIZE_MULTIPLE, int(width * ratio) // SIZE_MULTIPLE * SIZE_MULTIPLE))
+
+
+def resize_for_inference(image_rgb, max_side_len: int = DetectOptions().max_side_len
+                         ) -> tuple[np.ndarray, tuple[float, float]]:
     """Resizes an image so both sides are multiples of 32 (EAST-tf2 ``resize_image``).
 
     The longer side is first capped at ``max_side_len``, then each side is
-    rounded down to a multiple of RESIZE_MULTIPLE, but never below it.
+    rounded down to a multiple of SIZE_MULTIPLE, but never below it.
 
     Args:
       image_rgb: uint8 (H, W, 3).
@@ -35,20 +117,22 @@ def resize_for_inference(image_rgb, max_side_len: int = 2400) -> tuple[np.ndarra
     image = np.asarray(image_rgb)
     if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] == 0 or image.shape[1] == 0:
         raise ValueError(f"image_rgb must be (H, W, 3), got shape {image.shape}")
-    if max_side_len < RESIZE_MULTIPLE:
-        raise ValueError(f"max_side_len must be at least {RESIZE_MULTIPLE}, got {max_side_len}")
+    if max_side_len < SIZE_MULTIPLE:
+        raise ValueError(f"max_side_len must be at least {SIZE_MULTIPLE}, got {max_side_len}")
     height, width = image.shape[:2]
-    ratio = min(1.0, float(max_side_len) / max(height, width))
-    resize_h = max(RESIZE_MULTIPLE, int(height * ratio) // RESIZE_MULTIPLE * RESIZE_MULTIPLE)
-    resize_w = max(RESIZE_MULTIPLE, int(width * ratio) // RESIZE_MULTIPLE * RESIZE_MULTIPLE)
+    resize_h, resize_w = input_hw((height, width), max_side_len)
     if (resize_h, resize_w) != (height, width):
         image = cv2.resize(image, (resize_w, resize_h))
     return image, (resize_h / float(height), resize_w / float(width))
 
 
 def normalize_image(image) -> np.ndarray:
-    """Scales uint8 pixels to the network's float32 range [-1, 1] as pixel / 127.5 - 1."""
-    return np.asarray(image, dtype=np.float32) / 127.5 - 1.0
+    """EAST-tf2's input scaling, pixel / 127.5 - 1 (float32 in [-1, 1]), for reference code only.
+
+    Our networks take pixel values and scale them themselves (model.PixelAdapter); this is
+    what benchmarks feed EAST-tf2's own model.
+    """
+    return np.asarray(image, dtype=np.float32) * PIXEL_SCALE + PIXEL_OFFSET
 
 
 def _mean_scores(score_map: np.ndarray, boxes: np.ndarray) -> np.ndarray:
@@ -78,9 +162,9 @@ def detect_boxes(
     score_map,
     geo_map,
     *,
-    score_map_thresh: float = 0.8,
-    box_thresh: float = 0.1,
-    nms_thres: float = 0.2,
+    score_map_thresh: float = DetectOptions().score_map_thresh,
+    box_thresh: float = DetectOptions().box_thresh,
+    nms_thres: float = DetectOptions().nms_thres,
     timings: dict | None = None,
 ) -> np.ndarray:
     """Text boxes from one image's network outputs (EAST-tf2 ``detect``).
@@ -136,3 +220,141 @@ def boxes_to_original(boxes, ratio_h: float, ratio_w: float) -> np.ndarray:
         raise ValueError(f"ratio_h and ratio_w must be positive, got {(ratio_h, ratio_w)}")
     quads = boxes[:, :8].reshape(-1, 4, 2) / np.array([ratio_w, ratio_h])
     return order_clockwise_from_top_left(quads)
+
+
+def to_output_quads(boxes, ratio_h: float, ratio_w: float,
+                    min_side: float = MIN_BOX_SIDE) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes in network-input px to the integer quads written to result files.
+
+    Args:
+        boxes: float32 (N, 9) in network-input px (ratios 1.0 for boxes already in original px).
+        ratio_h, ratio_w: resized / original size, from ``resize_for_inference``.
+        min_side: boxes whose first or last edge is shorter (px, after rounding) are
+            dropped, as EAST-tf2 does; also drops quads that rounding made degenerate.
+
+    Returns:
+        int32 (M, 4, 2) original-image px clockwise from the top-left point, and
+        their float32 (M,) scores; M <= N, input order kept. Empty -> (0, 4, 2), (0,).
+    """
+    if not len(boxes):
+        return np.zeros((0, 4, 2), np.int32), np.zeros(0, np.float32)
+    boxes = np.asarray(boxes)
+    quads = boxes_to_original(boxes, ratio_h, ratio_w)
+    quads = order_clockwise_from_top_left(np.rint(quads)).astype(np.int32)
+    first_edge = np.linalg.norm(quads[:, 1] - quads[:, 0], axis=-1)
+    last_edge = np.linalg.norm(quads[:, 3] - quads[:, 0], axis=-1)
+    keep = (first_edge >= min_side) & (last_edge >= min_side)
+    keep &= np.abs(polygon_signed_area(quads.astype(np.float32))) >= MIN_QUAD_AREA
+    return quads[keep], boxes[keep, 8].astype(np.float32)
+
+
+def merge_scales(boxes_per_scale: Sequence[np.ndarray], nms_thres: float) -> np.ndarray:
+    """One box list from several scales' boxes, all in original px: standard NMS on the union.
+
+    Args:
+        boxes_per_scale: float32 (N_i, 9) each, corners in original px and the mean score.
+        nms_thres: IoU above which the lower-scoring of two boxes is dropped.
+
+    Returns:
+        float32 (M, 9) by decreasing score. Empty -> (0, 9).
+    """
+    union = [np.asarray(boxes, np.float32).reshape(-1, 9) for boxes in boxes_per_scale]
+    return standard_nms(np.concatenate(union) if union else np.zeros((0, 9), np.float32), nms_thres)
+
+
+@dataclasses.dataclass
+class Detection:
+    """One image's detections.
+
+    Attributes:
+        quads: int32 (N, 4, 2) original-image px, clockwise from the top-left point.
+        scores: float32 (N,) mean score-map value inside each box.
+        input_hw: network input (h, w) of the first scale.
+        seconds: "resize", "network", "decode", "nms" (summed over scales).
+    """
+
+    quads: np.ndarray
+    scores: np.ndarray
+    input_hw: tuple[int, int]
+    seconds: dict[str, float]
+
+
+class Detector:
+    """The inference pipeline: pixels in, output quads out (see the module docstring).
+
+    Args:
+        predict: batch function uint8 (B, H, W, 3) RGB -> (score_map (B, h, w, 1), geo_map (B, h, w, 5)).
+        options: thresholds, max_side_len and test_scales.
+    """
+
+    def __init__(self, predict: Predictor, options: DetectOptions = DetectOptions()):
+        self.predict = predict
+        self.options = options
+
+    def _boxes(self, score_map, geo_map, seconds: dict) -> np.ndarray:
+        timings: dict[str, float] = {}
+        boxes = detect_boxes(score_map, geo_map, score_map_thresh=self.options.score_map_thresh,
+                             box_thresh=self.options.box_thresh, nms_thres=self.options.nms_thres, timings=timings)
+        for key, value in timings.items():
+            seconds[key] = seconds.get(key, 0.0) + value
+        return boxes
+
+    def _run_scale(self, images_rgb: Sequence[np.ndarray], max_side_len: int, seconds: list[dict]) -> list:
+        """(boxes in network px, ratios) per image at one scale; consecutive equal sizes share a network call."""
+        prepared = []
+        for image_rgb, timing in zip(images_rgb, seconds):
+            start = time.perf_counter()
+            prepared.append(resize_for_inference(image_rgb, max_side_len=max_side_len))
+            timing["resize"] = timing.get("resize", 0.0) + time.perf_counter() - start
+        results: list = []
+        while len(results) < len(prepared):
+            first = len(results)
+            last = first + 1
+            while last < len(prepared) and prepared[last][0].shape == prepared[first][0].shape:
+                last += 1
+            start = time.perf_counter()
+            score_maps, geo_maps = self.predict(np.stack([image for image, _ in prepared[first:last]]))
+            share = (time.perf_counter() - start) / (last - first)
+            for offset, index in enumerate(range(first, last)):
+                seconds[index]["network"] = seconds[index].get("network", 0.0) + share
+                ratios = prepared[index][1]
+                results.append((self._boxes(score_maps[offset], geo_maps[offset], seconds[index]), ratios,
+                                prepared[index][0].shape[:2]))
+        return results
+
+    def detect_batch(self, images_rgb: Sequence[np.ndarray]) -> list[Detection]:
+        """Detections for several images; at each scale, consecutive images of one input size share a call.
+
+        Args:
+            images_rgb: uint8 (H, W, 3) RGB images.
+
+        Returns:
+            One Detection per image, in input order.
+        """
+        seconds: list[dict] = [{} for _ in images_rgb]
+        per_scale = [self._run_scale(images_rgb, side, seconds) for side in self.options.scales]
+        detections = []
+        for index in range(len(images_rgb)):
+            runs = [scale_results[index] for scale_results in per_scale]
+            if len(runs) == 1:
+                quads, scores = to_output_quads(runs[0][0], *runs[0][1])
+            else:
+                start = time.perf_counter()
+                merged = merge_scales([_boxes_in_original(boxes, ratios) for boxes, ratios, _ in runs],
+                                      self.options.nms_thres)
+                seconds[index]["nms"] += time.perf_counter() - start  # the merge counts as NMS
+                quads, scores = to_output_quads(merged, 1.0, 1.0)
+            detections.append(Detection(quads, scores, tuple(int(side) for side in runs[0][2]), seconds[index]))
+        return detections
+
+    def __call__(self, image_rgb: np.ndarray) -> Detection:
+        """Detections for one uint8 (H, W, 3) RGB image (``detect_batch`` of one)."""
+        return self.detect_batch([image_rgb])[0]
+
+
+def _boxes_in_original(boxes: np.ndarray, ratios: tuple[float, float]) -> np.ndarray:
+    """(N, 9) network-px boxes -> (N, 9) original-px boxes, score kept."""
+    if not len(boxes):
+        return np.zeros((0, 9), np.float32)
+    quads = boxes_to_original(boxes, *ratios).reshape(-1, 8)
+    return np.concatenate([quads, boxes[:, 8:9]], axis=1).astype(np.float32)

@@ -11,6 +11,7 @@ API (JSON in, JSON out; errors are ``{"error": message}`` with a 4xx status):
     GET  /api/info                      model format and upload limits
     POST /api/detect                    multipart field ``image``; optional query or form
                                         fields score_map_thresh, box_thresh, nms_thres
+                                        (each in [0, 1], postprocess.DetectOptions)
 
 Uploads are checked before decoding: size (``--max_upload_mb``), type (JPEG, PNG,
 BMP or WebP, from the file's first bytes, not its name) and pixel count read from the
@@ -20,8 +21,8 @@ when the app is created.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
-import math
 import struct
 import sys
 import time
@@ -31,7 +32,6 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
-import eval as east_eval
 import icdar
 import postprocess
 
@@ -60,16 +60,12 @@ class ServeConfig:
     Attributes:
         max_upload_bytes: largest accepted request body.
         max_pixels: largest accepted width × height, read from the image header.
-        max_side_len: longer side cap before inference (postprocess.resize_for_inference).
-        score_map_thresh, box_thresh, nms_thres: detection defaults (eval.py's).
+        detect: detection defaults (thresholds, max_side_len, test_scales), postprocess.DetectOptions.
     """
 
     max_upload_bytes: int = int(DEFAULT_MAX_UPLOAD_MB * 1024 * 1024)
     max_pixels: int = int(DEFAULT_MAX_MEGAPIXELS * 1e6)
-    max_side_len: int = 2400
-    score_map_thresh: float = 0.8
-    box_thresh: float = 0.1
-    nms_thres: float = 0.2
+    detect: postprocess.DetectOptions = postprocess.DetectOptions()
 
 
 # --------------------------------------------------------------------------- upload checks
@@ -170,75 +166,62 @@ def decode_upload(data: bytes, config: ServeConfig) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def _threshold(values, name: str, default: float) -> float:
-    raw = values.get(name)
-    if raw in (None, ""):
-        return default
+def request_options(values, defaults: postprocess.DetectOptions) -> postprocess.DetectOptions:
+    """The request's thresholds (query or form fields), else ``defaults``, validated by DetectOptions.
+
+    Raises:
+        UploadError: 400 when a value is not a number or out of range.
+    """
+    changes = {}
+    for name in postprocess.THRESHOLD_NAMES:
+        raw = values.get(name)
+        if raw in (None, ""):
+            continue
+        try:
+            changes[name] = float(raw)
+        except ValueError:
+            raise UploadError(f"{name} must be a number in [0, 1], got {raw!r}", 400) from None
     try:
-        value = float(raw)
-    except ValueError:
-        raise UploadError(f"{name} must be a number in (0, 1), got {raw!r}", 400) from None
-    if not (0.0 < value < 1.0) or math.isnan(value):
-        raise UploadError(f"{name} must be in (0, 1), got {value}", 400)
-    return value
+        return dataclasses.replace(defaults, **changes)
+    except ValueError as error:
+        raise UploadError(str(error), 400) from None
 
 
 # --------------------------------------------------------------------------- detection
 
 
-def detect(image_rgb: np.ndarray, predict: Callable, config: ServeConfig, *, score_map_thresh: float,
-           box_thresh: float, nms_thres: float) -> dict:
-    """Runs the network and eval.py's post-processing on one image.
+def detect(image_rgb: np.ndarray, predict: Callable, options: postprocess.DetectOptions) -> dict:
+    """Runs the detector (postprocess.Detector, eval.py's pipeline) on one image.
 
     Args:
         image_rgb: uint8 (H, W, 3).
-        predict: batch function (exported_models.load_predictor).
-        config: max_side_len is used.
+        predict: batch function (exported_models.load_predictor), uint8 RGB pixels in.
+        options: thresholds, max_side_len and test_scales.
 
     Returns:
-        JSON-able dict: width, height, input_width, input_height, thresholds, count,
+        JSON-able dict: width, height, input_width, input_height (first scale), thresholds, count,
         boxes [{"points": [[x, y] × 4] clockwise from top-left, original px, "score"}],
         icdar (the ICDAR 2015 txt, CRLF lines), seconds {"network", "postprocess"}.
     """
-    resized, (ratio_h, ratio_w) = postprocess.resize_for_inference(image_rgb, max_side_len=config.max_side_len)
     start = time.perf_counter()
-    score_map, geo_map = predict(postprocess.normalize_image(resized)[np.newaxis])
-    network_done = time.perf_counter()
-    boxes = postprocess.detect_boxes(score_map[0], geo_map[0], score_map_thresh=score_map_thresh,
-                                     box_thresh=box_thresh, nms_thres=nms_thres)
-    quads, scores = east_eval.to_output_quads(boxes, ratio_h, ratio_w)
-    done = time.perf_counter()
+    detection = postprocess.Detector(predict, options)(image_rgb)
+    total = time.perf_counter() - start
+    network = detection.seconds.get("network", 0.0)
     return {
         "width": int(image_rgb.shape[1]), "height": int(image_rgb.shape[0]),
-        "input_width": int(resized.shape[1]), "input_height": int(resized.shape[0]),
-        "score_map_thresh": score_map_thresh, "box_thresh": box_thresh, "nms_thres": nms_thres,
-        "count": int(len(quads)),
-        "boxes": [{"points": quad.tolist(), "score": round(float(score), 4)} for quad, score in zip(quads, scores)],
-        "icdar": icdar.format_lines(quads),
-        "seconds": {"network": round(network_done - start, 4), "postprocess": round(done - network_done, 4)},
+        "input_width": int(detection.input_hw[1]), "input_height": int(detection.input_hw[0]),
+        **{name: getattr(options, name) for name in postprocess.THRESHOLD_NAMES},
+        "count": int(len(detection.quads)),
+        "boxes": [{"points": quad.tolist(), "score": round(float(score), 4)}
+                  for quad, score in zip(detection.quads, detection.scores)],
+        "icdar": icdar.format_lines(detection.quads),
+        "seconds": {"network": round(network, 4), "postprocess": round(total - network, 4)},
     }
 
 
-def create_app(predict: Callable, config: ServeConfig = ServeConfig(), model_info: dict | None = None):
-    """The Flask app: the page at ``/``, ``/api/info`` and ``/api/detect``.
-
-    Args:
-        predict: batch function images (B, H, W, 3) -> (score_map, geo_map).
-        config: limits and default thresholds.
-        model_info: shown by /api/info (defaults to ``predict.info`` where it has one).
-
-    Raises:
-        exported_models.MissingRuntimeError: Flask is not installed.
-    """
-    import exported_models  # noqa: PLC0415
-
-    flask = exported_models.require_optional("flask", "flask", "serve.py")
+def _install_error_handlers(app, flask, config: ServeConfig) -> None:
+    """Every error answers ``{"error": message}`` with its status (413 names the upload limit)."""
     from werkzeug.exceptions import HTTPException  # noqa: PLC0415  (installed with Flask)
-
-    app = flask.Flask(__name__)
-    # Werkzeug refuses a larger body with 413 before it is read; a little room for the form.
-    app.config["MAX_CONTENT_LENGTH"] = config.max_upload_bytes + 64 * 1024
-    info = dict(model_info if model_info is not None else getattr(predict, "info", {}))
 
     def error_response(message: str, status: int):
         return flask.jsonify({"error": message}), status
@@ -259,6 +242,29 @@ def create_app(predict: Callable, config: ServeConfig = ServeConfig(), model_inf
         log.exception("request failed")
         return error_response(f"internal error: {type(error).__name__}: {error}", 500)
 
+
+def create_app(predict: Callable, config: ServeConfig = ServeConfig(), model_info: dict | None = None):
+    """The Flask app: the page at ``/``, ``/api/info`` and ``/api/detect``.
+
+    Args:
+        predict: batch function images (B, H, W, 3) -> (score_map, geo_map).
+        config: limits and default thresholds.
+        model_info: shown by /api/info (defaults to ``predict.info`` where it has one).
+
+    Raises:
+        exported_models.MissingRuntimeError: Flask is not installed.
+    """
+    import exported_models  # noqa: PLC0415
+
+    flask = exported_models.require_optional("flask", "flask", "serve.py")
+
+    app = flask.Flask(__name__)
+    # Werkzeug refuses a larger body with 413 before it is read; a little room for the form.
+    app.config["MAX_CONTENT_LENGTH"] = config.max_upload_bytes + 64 * 1024
+    info = dict(model_info if model_info is not None else getattr(predict, "info", {}))
+
+    _install_error_handlers(app, flask, config)
+
     @app.get("/")
     def page():
         return flask.Response(PAGE_HTML, mimetype="text/html")
@@ -268,21 +274,17 @@ def create_app(predict: Callable, config: ServeConfig = ServeConfig(), model_inf
         return flask.jsonify({
             "model": {key: str(value) for key, value in info.items()},
             "max_upload_bytes": config.max_upload_bytes, "max_pixels": config.max_pixels,
-            "max_side_len": config.max_side_len, "score_map_thresh": config.score_map_thresh,
-            "box_thresh": config.box_thresh, "nms_thres": config.nms_thres,
-            "types": list(SUPPORTED_TYPES)})
+            **dataclasses.asdict(config.detect), "types": list(SUPPORTED_TYPES)})
 
     @app.post("/api/detect")
     def api_detect():
         upload = flask.request.files.get(IMAGE_FIELD)
         if upload is None:
             raise UploadError(f"no file in the form field {IMAGE_FIELD!r}", 400)
-        values = flask.request.values
-        thresholds = {name: _threshold(values, name, getattr(config, name))
-                      for name in ("score_map_thresh", "box_thresh", "nms_thres")}
+        options = request_options(flask.request.values, config.detect)
         data = upload.read(config.max_upload_bytes + 1)
         image_rgb = decode_upload(data, config)
-        result = detect(image_rgb, predict, config, **thresholds)
+        result = detect(image_rgb, predict, options)
         log.info("%s: %dx%d, %d box(es)", upload.filename, result["width"], result["height"], result["count"])
         return flask.jsonify({"image": upload.filename or "image", **result})
 
@@ -443,10 +445,13 @@ def parse_args(argv: Sequence[str]):
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     parser.add_argument("--max_upload_mb", type=float, default=DEFAULT_MAX_UPLOAD_MB)
     parser.add_argument("--max_megapixels", type=float, default=DEFAULT_MAX_MEGAPIXELS)
-    parser.add_argument("--max_side_len", type=int, default=2400)
-    parser.add_argument("--score_map_thresh", type=float, default=0.8)
-    parser.add_argument("--box_thresh", type=float, default=0.1)
-    parser.add_argument("--nms_thres", type=float, default=0.2)
+    defaults = postprocess.DetectOptions()
+    parser.add_argument("--max_side_len", type=int, default=defaults.max_side_len)
+    parser.add_argument("--score_map_thresh", type=float, default=defaults.score_map_thresh)
+    parser.add_argument("--box_thresh", type=float, default=defaults.box_thresh)
+    parser.add_argument("--nms_thres", type=float, default=defaults.nms_thres)
+    parser.add_argument("--test_scales", default="",
+                        help="comma-separated max_side_len values run and merged by NMS (default: --max_side_len)")
     parser.add_argument("--num_threads", type=int, default=None, help="CPU threads for TFLite / onnxruntime")
     return parser.parse_args(argv)
 
@@ -457,10 +462,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
+        detect_options = postprocess.DetectOptions(
+            score_map_thresh=args.score_map_thresh, box_thresh=args.box_thresh, nms_thres=args.nms_thres,
+            max_side_len=args.max_side_len, test_scales=postprocess.parse_test_scales(args.test_scales))
         config = ServeConfig(max_upload_bytes=int(args.max_upload_mb * 2**20),
-                             max_pixels=int(args.max_megapixels * 1e6), max_side_len=args.max_side_len,
-                             score_map_thresh=args.score_map_thresh, box_thresh=args.box_thresh,
-                             nms_thres=args.nms_thres)
+                             max_pixels=int(args.max_megapixels * 1e6), detect=detect_options)
         predictor = exported_models.load_predictor(args.model_path, num_threads=args.num_threads)
         app = create_app(predictor, config)
     except (ValueError, ImportError) as error:

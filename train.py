@@ -34,6 +34,7 @@ from typing import Callable
 import numpy as np
 
 import atomic_io
+import network_io
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +92,8 @@ class TrainConfig:
                      "max_to_keep", "log_steps"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.input_size % 32:
-            raise ValueError(f"input_size must be a multiple of 32, got {self.input_size}")
+        if self.input_size % network_io.SIZE_MULTIPLE:
+            raise ValueError(f"input_size must be a multiple of {network_io.SIZE_MULTIPLE}, got {self.input_size}")
         if self.nb_workers < 0:
             raise ValueError(f"nb_workers must be >= 0, got {self.nb_workers}")
         if not 0.0 <= self.bn_momentum < 1.0:
@@ -224,14 +225,14 @@ def prepare_training(config: TrainConfig, report: Callable[[str], None] = log.in
     """
     import data_preprocessor
 
-    latest, resume_state = _check_resume(config)
+    latest, resume_state, source_state = _check_resume(config)
     dataset = data_preprocessor.load_dataset(config.training_data_path, config.annotation_format,
                                              strict=config.strict, skip_unannotated=config.skip_unannotated)
     report(f"training data {config.training_data_path}: {dataset.summary()}")
     strategy = _set_devices_and_precision(config)
     scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
     with scope:
-        network, trainer, schedule = _build_model(config, resume_state)
+        network, trainer, schedule = _build_model(config, source_state)
         trainer.optimizer.build(trainer.trainable_variables)
         step = _restore(config, latest, resume_state, network, trainer.optimizer, report)
     return TrainingSetup(config, dataset.samples, augment_config(config), network, trainer, schedule,
@@ -249,8 +250,9 @@ def augment_config(config: TrainConfig):
 
 
 def _check_resume(config: TrainConfig):
-    """(latest checkpoint or None, its state or None); fails before any work on an unusable
-    checkpoint folder or fine-tuning source."""
+    """(latest checkpoint or None, its state or None, the state of the checkpoint whose weights the
+    run starts from: the latest, else the fine-tuning source, else None); fails before any work on
+    an unusable checkpoint folder or fine-tuning source."""
     import checkpoints
 
     folder = Path(config.checkpoint_path)
@@ -261,11 +263,13 @@ def _check_resume(config: TrainConfig):
         resume_state = checkpoints.read_state(latest)
         checkpoints.check_model_config(resume_state, config.model_config,
                                        f"checkpoint_path {str(folder)!r} ({latest.name})")
+    source_state = resume_state
     if latest is None and config.pretrained_model_path:
         source = checkpoints.resolve_checkpoint(config.pretrained_model_path)
-        checkpoints.check_model_config(checkpoints.read_state(source), config.model_config,
-                                       f"pretrained model {str(source)!r}")
-    return latest, resume_state
+        source_state = checkpoints.read_state(source)
+        checkpoints.check_model_config(source_state, config.model_config, f"pretrained model {str(source)!r}",
+                                       fine_tune=True)
+    return latest, resume_state, source_state
 
 
 def _set_devices_and_precision(config: TrainConfig):
@@ -282,15 +286,21 @@ def _set_devices_and_precision(config: TrainConfig):
     return strategy
 
 
-def _build_model(config: TrainConfig, resume_state: dict | None):
-    """(network, compiled trainer, learning-rate schedule), built in the caller's strategy scope."""
+def _build_model(config: TrainConfig, source_state: dict | None):
+    """(network, compiled trainer, learning-rate schedule), built in the caller's strategy scope.
+
+    ``source_state``: the state.json of the checkpoint the weights will come from (resume or
+    fine-tune), whose network options the model is rebuilt with; None builds a new network
+    (and only then may backbone weights be downloaded)."""
     import keras
 
+    import checkpoints
     import losses
     import model as east_model
 
     network = east_model.build_east(config.input_size, backbone=config.backbone,
-                                    backbone_weights="none" if resume_state else config.backbone_weights)
+                                    backbone_weights="none" if source_state else config.backbone_weights,
+                                    **checkpoints.network_options(source_state))
     if config.bn_momentum:
         for layer in network.layers:
             if isinstance(layer, keras.layers.BatchNormalization):
@@ -534,7 +544,8 @@ def define_flags() -> None:
     flags.DEFINE_string("backbone", defaults.backbone, "resnet50 (EAST-tf2) or mobilenetv2 (light, CPU demos)")
     flags.DEFINE_string("backbone_weights", defaults.backbone_weights,
                         "imagenet (download), none (random init) or the path of a local .h5 file")
-    flags.DEFINE_string("gpu_list", defaults.gpu_list, "GPUs to use, e.g. 0,1; empty = all visible GPUs")
+    flags.DEFINE_string("gpu_list", defaults.gpu_list, "GPUs MirroredStrategy trains on, e.g. 0,1; empty = all "
+                        "visible GPUs (eval.py's --gpu_list instead sets CUDA_VISIBLE_DEVICES)")
     flags.DEFINE_integer("log_steps", defaults.log_steps, "steps between train_log.csv / TensorBoard rows")
     flags.DEFINE_float("bn_momentum", defaults.bn_momentum,
                        "momentum of every BatchNorm's moving statistics; 0 keeps the network's own (0.997, "

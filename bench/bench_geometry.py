@@ -171,13 +171,13 @@ def main(argv=None) -> int:
     }
     for positives in (10_000, 50_000):
         score_map, geo_map = dense_text_maps(rng, positives)
-        boxes = decode_rbox(score_map, geo_map)
+        boxes = decode_rbox(score_map, geo_map, 0.8)
         tag = f"{positives // 1000}k"
         results[f"decode_nms_ms_{tag}"] = round(
-            median_ms(lambda: nms_locality(decode_rbox(score_map, geo_map), 0.2), args.repeats), 2
+            median_ms(lambda: nms_locality(decode_rbox(score_map, geo_map, 0.8), 0.2), args.repeats), 2
         )
         results[f"decode_nms_python_ms_{tag}"] = round(
-            median_ms(lambda: nms_locality(decode_rbox(score_map, geo_map), 0.2, backend="python"), args.repeats), 2
+            median_ms(lambda: nms_locality(decode_rbox(score_map, geo_map, 0.8), 0.2, backend="python"), args.repeats), 2
         )
         results[f"lanms_cpp_ms_{tag}"] = (
             round(median_ms(lambda: nms_locality(boxes, 0.2, backend="lanms"), args.repeats), 2)

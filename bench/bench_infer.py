@@ -2,8 +2,8 @@
 
     python bench/bench_infer.py [--images 5] [--model_path DIR] [--reference_repo .ref/EAST-tf2] [--repeats 2] [--json]
 
-Times every stage of eval.py's path per image: read, resize (+ normalize),
-network, decode, NMS (with the mean-score box filter), writing (result file and
+Times every stage of eval.py's path per image: read, resize (ours feeds uint8
+pixels; the network scales them, EAST-tf2 normalizes on the host), network, decode, NMS (with the mean-score box filter), writing (result file and
 overlay). The network is an EAST-ResNet50 with random weights (``--backbone`` picks
 another backbone, ``--model_path`` loads a trained model instead). Model building and one warm-up image are not
 timed.
@@ -125,12 +125,15 @@ def run_ours(images: list[Path], model_path: str | None, backbone: str, repeats:
         runs.append(per_image)
     result = {"per_image": _best(runs)}
     if maps is not None:
+        import postprocess
+
+        options = postprocess.DetectOptions()  # EAST-tf2's detect() defaults: 0.8, 0.1, 0.2
         data = np.load(maps)
         timings, boxes = [], 0
         for score_map, geo_map in zip(data["score_maps"], data["geo_maps"]):
             start = time.perf_counter()
-            found, _ = east_eval.decode_detections(score_map, geo_map, score_map_thresh=0.8, box_thresh=0.1,
-                                                   nms_thres=0.2)
+            found = postprocess.detect_boxes(score_map, geo_map, score_map_thresh=options.score_map_thresh,
+                                             box_thresh=options.box_thresh, nms_thres=options.nms_thres)
             timings.append(time.perf_counter() - start)
             boxes += len(found)
         result["gt_maps"] = {"decode_nms": float(np.mean(timings)), "boxes": boxes}

@@ -17,6 +17,7 @@ import pytest
 import eval as east_eval
 import geometry
 import icdar
+import postprocess
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -73,12 +74,12 @@ def test_to_output_quads_scales_rounds_orders_and_drops_tiny():
         [50, 30, 50, 50, 10, 50, 10, 30, 0.8],       # starts top-right, counter-clockwise
         [0, 0, 2, 0, 2, 2, 0, 2, 0.95],              # 4x4 px in the original: dropped (< 5 px)
     ], np.float32)
-    quads, scores = east_eval.to_output_quads(boxes, 0.5, 0.5)
+    quads, scores = postprocess.to_output_quads(boxes, 0.5, 0.5)
     assert quads.dtype == np.int32
     assert quads.tolist() == [[[20, 10], [100, 10], [100, 50], [20, 50]],
                               [[20, 60], [100, 60], [100, 100], [20, 100]]]
     assert scores.tolist() == pytest.approx([0.9, 0.8])
-    empty_quads, empty_scores = east_eval.to_output_quads(np.zeros((0, 9), np.float32), 1.0, 1.0)
+    empty_quads, empty_scores = postprocess.to_output_quads(np.zeros((0, 9), np.float32), 1.0, 1.0)
     assert empty_quads.shape == (0, 4, 2) and empty_scores.shape == (0,)
 
 
@@ -194,15 +195,58 @@ def test_eval_cli_with_a_tiny_trained_model(tiny_checkpoint, tmp_path, output_fo
     assert summary["model"]["step"] == 2
 
 
-def test_timed_decode_matches_postprocess_detect_boxes():
-    import postprocess
-
+def test_detector_matches_postprocess_detect_boxes_and_times_each_stage():
     score_maps, geo_maps = perfect_predictor(np.zeros((1, 192, 256, 3), np.float32))
     rng = np.random.default_rng(0)
     score_map = np.clip(score_maps[0] * rng.uniform(0.7, 1.0, score_maps[0].shape), 0, 1).astype(np.float32)
-    boxes, seconds = east_eval.decode_detections(score_map, geo_maps[0], score_map_thresh=0.8, box_thresh=0.1,
-                                                 nms_thres=0.2)
+    detector = postprocess.Detector(lambda images: (score_map[None], geo_maps[0][None]), postprocess.DetectOptions())
+    detection = detector(np.zeros((192, 256, 3), np.uint8))
     expected = postprocess.detect_boxes(score_map, geo_maps[0], score_map_thresh=0.8, box_thresh=0.1, nms_thres=0.2)
-    assert len(boxes) == 2
-    np.testing.assert_array_equal(boxes, expected)
-    assert set(seconds) == {"decode", "nms"}
+    assert len(expected) == 2
+    quads, scores = postprocess.to_output_quads(expected, 1.0, 1.0)
+    np.testing.assert_array_equal(detection.quads, quads)
+    np.testing.assert_array_equal(detection.scores, scores)
+    assert set(detection.seconds) == {"resize", "network", "decode", "nms"} and detection.input_hw == (192, 256)
+
+
+def test_eval_flag_defaults_come_from_detect_options():
+    defaults = postprocess.DetectOptions()
+    config = east_eval.EvalConfig("a", "b", "c")
+    assert config.detect_options == defaults
+    assert (config.score_map_thresh, config.box_thresh, config.nms_thres, config.max_side_len) == (
+        defaults.score_map_thresh, defaults.box_thresh, defaults.nms_thres, defaults.max_side_len)
+    assert east_eval.EvalConfig("a", "b", "c", test_scales="256, 512").detect_options.scales == (256, 512)
+    with pytest.raises(ValueError, match="test_scales"):
+        east_eval.EvalConfig("a", "b", "c", test_scales="256,big")
+    with pytest.raises(ValueError, match="test_scales"):
+        east_eval.EvalConfig("a", "b", "c", test_scales="256,16")
+
+
+def test_two_scales_give_the_union_merged_without_duplicates(tmp_path):
+    """One text line found at both scales and one found only at the larger: two boxes, not three."""
+    image = np.zeros((256, 256, 3), np.uint8)
+    shared = np.array([[[32, 32], [192, 32], [192, 80], [32, 80]]], np.float32)  # original px
+    small_only = np.array([[[40, 160], [200, 160], [200, 224], [40, 224]]], np.float32)
+
+    def predict(images):
+        side = images.shape[1]
+        quads = shared if side == 128 else np.concatenate([shared, small_only])
+        score_map, geo_map, _ = geometry.make_rbox_targets(quads * side / 256, np.zeros(len(quads), bool),
+                                                           (side, side))
+        return score_map[None], geo_map[None]
+
+    one = postprocess.Detector(predict, postprocess.DetectOptions(max_side_len=128))(image)
+    both = postprocess.Detector(predict, postprocess.DetectOptions(test_scales=(128, 256)))(image)
+    assert len(one.quads) == 1
+    assert len(both.quads) == 2 and both.input_hw == (128, 128)
+    found = sorted(both.quads.tolist(), key=lambda quad: quad[0][1])
+    np.testing.assert_allclose(found, [shared[0], small_only[0]], atol=4)
+    assert postprocess.merge_scales([], 0.2).shape == (0, 9)
+
+
+def test_detect_options_validate_once():
+    for bad in (dict(score_map_thresh=1.5), dict(box_thresh=-0.1), dict(nms_thres=float("nan")),
+                dict(max_side_len=16), dict(max_side_len=100.0), dict(test_scales=(64, 8))):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            postprocess.DetectOptions(**bad)
+    assert postprocess.DetectOptions(score_map_thresh=0.0, box_thresh=1.0).box_thresh == 1.0  # closed [0, 1]

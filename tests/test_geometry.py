@@ -142,7 +142,7 @@ def test_exact_angles(angle_deg, expected_angle, width_along_ex):
     np.testing.assert_allclose(geo_map[positive][:, 4], expected_angle, atol=1e-6)
     # left + right is the rectangle's extent along ex
     np.testing.assert_allclose(geo_map[positive][:, 1] + geo_map[positive][:, 3], width_along_ex, atol=1e-3)
-    boxes = decode_rbox(score_map, geo_map)
+    boxes = decode_rbox(score_map, geo_map, 0.8)
     for box in boxes:
         assert iou(box[:8].reshape(4, 2), quad) > 0.999
     if expected_angle == 0:
@@ -248,7 +248,7 @@ def test_round_trip_maps_decode_nms(backend):
             quads = _random_scene(rng, min(rng.integers(1, 9), 200 - total), perspective)
             total += len(quads)
             score_map, geo_map, _ = make_rbox_targets(quads, np.zeros(len(quads), bool), IMAGE_HW)
-            boxes = locality_aware_nms.nms_locality(decode_rbox(score_map, geo_map), 0.2, backend=backend)
+            boxes = locality_aware_nms.nms_locality(decode_rbox(score_map, geo_map, 0.8), 0.2, backend=backend)
             owners = _pixel_owners(quads, score_map)
             targets = min_area_rectangles(quads)
             assert len(boxes) == len(owners), "one box per text that has positive pixels"
@@ -279,7 +279,7 @@ def test_empty_inputs_give_empty_outputs():
     score_map, geo_map, training_mask = make_rbox_targets(np.zeros((0, 4, 2)), np.zeros(0, bool), (32, 64))
     assert score_map.shape == (8, 16, 1) and geo_map.shape == (8, 16, 5) and training_mask.shape == (8, 16, 1)
     assert score_map.sum() == 0 and geo_map.sum() == 0 and np.all(training_mask == 1)
-    assert decode_rbox(score_map, geo_map).shape == (0, 9)
+    assert decode_rbox(score_map, geo_map, 0.8).shape == (0, 9)
     assert rbox_to_quads(np.zeros((0, 2)), np.zeros((0, 5))).shape == (0, 4, 2)
     assert shrink_quads(np.zeros((0, 4, 2))).shape == (0, 4, 2)
     assert detect_boxes(score_map, geo_map).shape == (0, 9)
@@ -291,8 +291,8 @@ def test_empty_inputs_give_empty_outputs():
         (lambda: make_rbox_targets(np.zeros((2, 3, 2)), [False, False], (32, 32)), "quads"),
         (lambda: make_rbox_targets(np.zeros((2, 4, 2)), [False], (32, 32)), "dont_care"),
         (lambda: make_rbox_targets(np.zeros((0, 4, 2)), [], (30, 32)), "image_hw"),
-        (lambda: decode_rbox(np.zeros((8, 8)), np.zeros((8, 8, 4))), "geo_map"),
-        (lambda: decode_rbox(np.zeros((2, 8, 8)), np.zeros((8, 8, 5))), "score_map"),
+        (lambda: decode_rbox(np.zeros((8, 8)), np.zeros((8, 8, 4)), 0.8), "geo_map"),
+        (lambda: decode_rbox(np.zeros((2, 8, 8)), np.zeros((8, 8, 5)), 0.8), "score_map"),
         (lambda: rbox_to_quads(np.zeros((3, 2)), np.zeros((2, 5))), "geometry"),
         (lambda: polygon_signed_area(np.zeros((4, 3))), "quads"),
         (lambda: quad_problem(np.zeros((3, 2))), "quad"),

@@ -172,16 +172,16 @@ def test_standard_nms_equals_reference():
 
 @pytest.mark.parametrize("backend", ["auto", "python", pytest.param("lanms", marks=needs_lanms)])
 def test_empty_input_gives_empty_output(backend):
-    assert nms_locality(np.zeros((0, 9), np.float32), backend=backend).shape == (0, 9)
-    assert nms_locality(np.array([]), backend=backend).shape == (0, 9)
+    assert nms_locality(np.zeros((0, 9), np.float32), 0.2, backend=backend).shape == (0, 9)
+    assert nms_locality(np.array([]), 0.2, backend=backend).shape == (0, 9)
     assert standard_nms(np.zeros((0, 9)), 0.2).shape == (0, 9)
 
 
 def test_bad_arguments_raise_value_error_naming_them():
     with pytest.raises(ValueError, match="boxes"):
-        nms_locality(np.zeros((3, 8)))
+        nms_locality(np.zeros((3, 8)), 0.2)
     with pytest.raises(ValueError, match="backend"):
-        nms_locality(np.zeros((0, 9)), backend="cuda")
+        nms_locality(np.zeros((0, 9)), 0.2, backend="cuda")
     with pytest.raises(ValueError, match="nms_thres"):
         nms_locality(np.zeros((1, 9)), nms_thres=2.0)
 
@@ -189,7 +189,7 @@ def test_bad_arguments_raise_value_error_naming_them():
 def test_lanms_backend_without_the_wheel_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(locality_aware_nms, "_lanms", None)
     with pytest.raises(ValueError, match="lanms-contrib"):
-        nms_locality(np.zeros((1, 9)), backend="lanms")
+        nms_locality(np.zeros((1, 9)), 0.2, backend="lanms")
     # auto needs no wheel
     box = np.append(rectangle((50, 50), 60, 20, 0).ravel(), 0.9).astype(np.float32)
-    assert nms_locality(np.stack([box, box]), backend="auto").shape == (1, 9)
+    assert nms_locality(np.stack([box, box]), 0.2, backend="auto").shape == (1, 9)

@@ -113,6 +113,23 @@ def test_threshold_parameter(client):
     assert post_image(client, data, box_thresh=1.5).status_code == 400
 
 
+def test_serve_defaults_come_from_detect_options_and_test_scales_merge():
+    import postprocess
+
+    args = serve.parse_args([])
+    defaults = postprocess.DetectOptions()
+    assert (args.score_map_thresh, args.box_thresh, args.nms_thres, args.max_side_len) == (
+        defaults.score_map_thresh, defaults.box_thresh, defaults.nms_thres, defaults.max_side_len)
+    assert serve.ServeConfig().detect == defaults
+    image = np.full((240, 320, 3), 90, np.uint8)
+    single = serve.detect(image, rectangle_predictor, defaults)
+    merged = serve.detect(image, rectangle_predictor, postprocess.DetectOptions(test_scales=(160, 320)))
+    assert single["count"] == merged["count"] == 1  # both scales see the box; the merge keeps one
+    np.testing.assert_allclose(merged["boxes"][0]["points"], single["boxes"][0]["points"], atol=8)
+    with pytest.raises(serve.UploadError, match="nms_thres"):
+        serve.request_options({"nms_thres": "2"}, defaults)
+
+
 @pytest.mark.parametrize("data, status, message", [
     (b"", 400, "empty"),
     (b"hello, this is text\n" * 10, 415, "not a supported image"),
@@ -187,7 +204,7 @@ def served_model(tmp_path):
     image_path = tmp_path / "plate.jpg"
     cv2.imwrite(str(image_path), image_bgr)
     resized, _ = postprocess.resize_for_inference(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB))
-    network = make_detecting_model(postprocess.normalize_image(resized)[None])
+    network = make_detecting_model(resized[None].astype(np.float32))
     model_path = export.export_model(network, tmp_path / "model", "onnx")
 
     port = _free_port()

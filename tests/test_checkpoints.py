@@ -1,0 +1,102 @@
+"""checkpoints.py: the model config a checkpoint records (distance scale, pixel convention), legacy
+checkpoints without it, and fine-tuning at another input size without any download."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+import checkpoints
+import model as east_model
+import network_io
+import train
+from test_train import TINY, _write_tiny_dataset
+
+
+@pytest.fixture(scope="module")
+def trained_64(tmp_path_factory):
+    """A one-step MobileNetV2 run at input 64 (random init), and its tiny data."""
+    root = tmp_path_factory.mktemp("ckpt")
+    data = _write_tiny_dataset(root / "data")
+    config = train.TrainConfig(**TINY, training_data_path=str(data), checkpoint_path=str(root / "run64"),
+                               max_steps=1, save_checkpoint_steps=1)
+    train.run_training(config, report=lambda line: None)
+    return {"root": root, "data": data, "run": root / "run64"}
+
+
+def _make_legacy(checkpoint_folder, destination):
+    """A copy of a checkpoint whose state.json predates distance_scale / pixel_convention."""
+    shutil.copytree(checkpoint_folder, destination)
+    state_path = destination / checkpoints.STATE_FILE
+    state = json.loads(state_path.read_text())
+    for key in checkpoints.NETWORK_CONFIG_KEYS:
+        del state["model"][key]
+    state_path.write_text(json.dumps(state))
+    return destination
+
+
+def test_state_records_the_network_config(trained_64):
+    state = checkpoints.read_state(checkpoints.latest_checkpoint(trained_64["run"]))
+    assert state["model"] == {"input_size": 64, "backbone": "mobilenetv2",
+                              "distance_scale": network_io.DISTANCE_SCALE, "pixel_convention": "unit_range"}
+
+
+def test_legacy_state_means_distance_scale_input_size_and_unit_range(trained_64, tmp_path):
+    modern_ckpt = checkpoints.latest_checkpoint(trained_64["run"])
+    legacy_ckpt = _make_legacy(modern_ckpt, tmp_path / "ckpt-1")
+    assert checkpoints.network_options(checkpoints.read_state(legacy_ckpt)) == {
+        "distance_scale": 64, "pixel_convention": "unit_range"}
+    assert checkpoints.network_options(None) == {}
+    legacy, info = checkpoints.load_model_for_inference(legacy_ckpt)
+    modern, _ = checkpoints.load_model_for_inference(modern_ckpt)
+    assert info["distance_scale"] == 64 and info["pixel_convention"] == "unit_range"
+    pixels = np.random.default_rng(0).integers(0, 256, (1, 64, 96, 3), dtype=np.uint8)
+    legacy_geo, modern_geo = np.asarray(legacy(pixels)[1]), np.asarray(modern(pixels)[1])
+    # Same weights; only the head's scale differs: 64 px (legacy) against 512 px.
+    np.testing.assert_allclose(legacy_geo[..., :4] * (network_io.DISTANCE_SCALE / 64), modern_geo[..., :4],
+                               rtol=1e-4, atol=1e-3)
+
+
+def test_resume_is_exact_but_fine_tuning_takes_any_input_size():
+    state = {"model": {"input_size": 64, "backbone": "mobilenetv2"}}
+    with pytest.raises(checkpoints.CheckpointError, match="input_size 64 there, 96 asked"):
+        checkpoints.check_model_config(state, {"input_size": 96, "backbone": "mobilenetv2"}, "run")
+    checkpoints.check_model_config(state, {"input_size": 96, "backbone": "mobilenetv2"}, "run", fine_tune=True)
+    with pytest.raises(checkpoints.CheckpointError, match="backbone 'mobilenetv2' there, 'resnet50' asked"):
+        checkpoints.check_model_config(state, {"input_size": 96, "backbone": "resnet50"}, "run", fine_tune=True)
+
+
+def test_pretrained_weights_refuse_a_network_built_for_other_weights(trained_64):
+    network = east_model.build_east(64, backbone="mobilenetv2", backbone_weights="none", distance_scale=64)
+    with pytest.raises(checkpoints.CheckpointError, match="distance_scale"):
+        checkpoints.load_pretrained_weights(network, trained_64["run"], {"input_size": 64, "backbone": "mobilenetv2"})
+
+
+def _forbid_downloads(monkeypatch):
+    """Make every keras download raise, so a test proves none is attempted."""
+    import keras.src.utils.file_utils as file_utils
+
+    def no_download(*args, **kwargs):
+        raise AssertionError(f"a download was attempted: {args[:2]}")
+
+    monkeypatch.setattr(file_utils, "get_file", no_download)
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_fine_tune_at_input_96_from_a_64_checkpoint_downloads_nothing(trained_64, tmp_path, monkeypatch, legacy):
+    source = trained_64["run"]
+    if legacy:
+        _make_legacy(checkpoints.latest_checkpoint(source), tmp_path / "legacy" / "ckpt-1")
+        source = tmp_path / "legacy" / "ckpt-1"
+    _forbid_downloads(monkeypatch)
+    config = train.TrainConfig(**{**TINY, "input_size": 96, "backbone_weights": "imagenet"},
+                               training_data_path=str(trained_64["data"]), checkpoint_path=str(tmp_path / "tune"),
+                               max_steps=1, save_checkpoint_steps=1, pretrained_model_path=str(source))
+    lines = []
+    train.run_training(config, report=lines.append)
+    assert any("fine-tuning from" in line for line in lines)
+    state = checkpoints.read_state(tmp_path / "tune" / "ckpt-1")
+    # The new run keeps the source weights' distance scale and pixel convention, at its own input size.
+    expected_scale = 64 if legacy else network_io.DISTANCE_SCALE
+    assert state["model"] == {"input_size": 96, "backbone": "mobilenetv2", "distance_scale": expected_scale,
+                              "pixel_convention": "unit_range"}
