@@ -175,6 +175,20 @@ def _gpu_count() -> int:
 
 def run_training(config: TrainConfig, report: Callable[[str], None] = log.info, *,
                  on_step: Callable[[int], None] | None = None) -> dict:
+    """Train (or resume training) EAST as ``config`` says, holding the checkpoint folder's lock
+    (run_lock.RunLock: a second run on the same folder is refused) from before any clean-up to
+    the end, errors and Ctrl-C included. Arguments, result and errors: ``_run_training``, plus
+    run_lock.RunLockError."""
+    import checkpoints
+    import run_lock
+
+    checkpoints.check_training_folder(config.checkpoint_path)
+    with run_lock.RunLock(config.checkpoint_path, report):
+        return _run_training(config, report, on_step=on_step)
+
+
+def _run_training(config: TrainConfig, report: Callable[[str], None] = log.info, *,
+                  on_step: Callable[[int], None] | None = None) -> dict:
     """Train (or resume training) EAST as ``config`` says.
 
     Args:
@@ -436,6 +450,7 @@ def main(argv, *, on_step: Callable[[int], None] | None = None) -> int:
     import checkpoints
     import data_preprocessor
     import model as east_model
+    import run_lock
 
     if len(argv) > 1:
         print(f"train.py: unexpected arguments {argv[1:]}", file=sys.stderr)
@@ -453,7 +468,7 @@ def main(argv, *, on_step: Callable[[int], None] | None = None) -> int:
     try:
         run_training(config, report=print, on_step=on_step)
     except (checkpoints.CheckpointError, data_preprocessor.DataError,
-            east_model.BackboneWeightsError, FloatingPointError) as error:
+            east_model.BackboneWeightsError, FloatingPointError, run_lock.RunLockError) as error:
         print(f"train.py: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
