@@ -18,6 +18,7 @@ links or file locks, so the folder may live on a FUSE mount such as Colab's Goog
 """
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import os
@@ -104,14 +105,19 @@ def list_checkpoints(folder: str | os.PathLike) -> list[int]:
     return sorted(steps)
 
 
-def check_training_folder(folder: str | os.PathLike) -> None:
+def check_training_folder(folder: str | os.PathLike, log_columns: tuple[str, ...] | None = None) -> None:
     """Refuse a ``--checkpoint_path`` that holds something other than an EAST training run.
 
     Accepted: a missing or empty folder, or one holding only this module's layout (``latest``,
     ``ckpt-<step>/``, ``train_log.csv``, ``logs/``, hidden files). Nothing is modified.
 
+    Args:
+        folder: the --checkpoint_path.
+        log_columns: when given, an existing train_log.csv must start with this header.
+
     Raises:
-        CheckpointError: the path is a file, or the folder holds other files.
+        CheckpointError: the path is a file, the folder holds other files, or its train_log.csv
+            was written by something else.
     """
     folder = Path(folder)
     if not folder.exists():
@@ -128,6 +134,23 @@ def check_training_folder(folder: str | os.PathLike) -> None:
             f"checkpoint_path {str(folder)!r} holds files that are not an EAST training run "
             f"({shown}{more}); give a new or empty folder, or the folder of an earlier run of "
             f"train.py. Nothing was changed.")
+    if log_columns is not None:
+        _check_train_log(folder / TRAIN_LOG_FILE, log_columns)
+
+
+def _check_train_log(path: Path, log_columns: tuple[str, ...]) -> None:
+    """CheckpointError unless ``path`` is missing, empty or starts with the header ``log_columns``."""
+    if not path.is_file():
+        return
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            header = next(csv.reader(handle), None)
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise CheckpointError(f"{path}: unreadable ({error}); move it away or give another --checkpoint_path") from None
+    if header is not None and tuple(header) != tuple(log_columns):
+        raise CheckpointError(f"{path}: not a train.py log (header {','.join(header)[:80]!r}, expected "
+                              f"{','.join(log_columns)!r}); move it away or give another --checkpoint_path. "
+                              f"Nothing was changed.")
 
 
 def clean_temporary(folder: str | os.PathLike) -> None:

@@ -182,7 +182,7 @@ def run_training(config: TrainConfig, report: Callable[[str], None] = log.info, 
     import checkpoints
     import run_lock
 
-    checkpoints.check_training_folder(config.checkpoint_path)
+    checkpoints.check_training_folder(config.checkpoint_path, LOG_COLUMNS)
     with run_lock.RunLock(config.checkpoint_path, report):
         return _run_training(config, report, on_step=on_step)
 

@@ -254,3 +254,21 @@ def test_two_logical_devices_mirrored(tiny_data, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "STEP 2" in result.stdout
     assert checkpoints.latest_checkpoint(tmp_path / "run").name == "ckpt-2"
+
+
+def test_unwritable_checkpoint_path_and_foreign_train_log_are_one_line(tiny_data, tmp_path):
+    # Root may write into a chmod-ed folder, so "not writable" is made with a path under a regular
+    # file: mkdir fails with ENOTDIR for every user.
+    (tmp_path / "file.txt").write_text("x")
+    result = _run_cli(_cli(tiny_data, tmp_path / "file.txt" / "run", "--max_steps=1"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert result.stderr.strip().splitlines()[-1].startswith(f"train.py: checkpoint_path '{tmp_path / 'file.txt' / 'run'}' is not writable")
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / checkpoints.TRAIN_LOG_FILE).write_text("epoch,accuracy\n1,0.5\n")
+    result = _run_cli(_cli(tiny_data, folder, "--max_steps=1"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert "train_log.csv: not a train.py log (header 'epoch,accuracy'" in result.stderr.strip().splitlines()[-1]
+    assert (folder / checkpoints.TRAIN_LOG_FILE).read_text() == "epoch,accuracy\n1,0.5\n"
+    assert sorted(os.listdir(folder)) == [checkpoints.TRAIN_LOG_FILE]
