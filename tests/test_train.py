@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import cv2
+import h5py
 import numpy as np
 import pytest
 
@@ -161,8 +162,8 @@ def test_incompatible_checkpoint_is_refused(tiny_data, tmp_path):
     folder = tmp_path / "run"
     checkpoint = folder / "ckpt-5"
     checkpoint.mkdir(parents=True)
-    for name in (checkpoints.WEIGHTS_FILE, checkpoints.OPTIMIZER_FILE):
-        (checkpoint / name).write_bytes(b"")
+    h5py.File(checkpoint / checkpoints.WEIGHTS_FILE, "w").close()  # intact files, holding nothing
+    np.savez(checkpoint / checkpoints.OPTIMIZER_FILE)
     (checkpoint / checkpoints.STATE_FILE).write_text(json.dumps(
         {"format": checkpoints.FORMAT_NAME, "version": 1, "step": 5, "seed": 3,
          "model": {"input_size": 512, "backbone": "resnet50"}}))
