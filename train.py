@@ -46,7 +46,7 @@ class TrainConfig:
     (fine-tune), seed, mixed_precision, max_to_keep, backbone, backbone_weights, gpu_list
     ("" = every visible GPU; "0,1" = those GPUs; full device names such as "/cpu:0,/cpu:1"
     are accepted too), log_steps (train_log.csv / TensorBoard / progress period), progress
-    (show a tqdm bar).
+    (show a tqdm bar), allow_flag_change (resume with changed resume_flags.CHECKED flags).
     """
 
     input_size: int = 512
@@ -78,6 +78,7 @@ class TrainConfig:
     log_steps: int = 10
     bn_momentum: float = 0.0
     progress: bool = True
+    allow_flag_change: bool = False
 
     def __post_init__(self):
         if self.geometry not in GEOMETRIES:
@@ -213,6 +214,7 @@ def _run_training(config: TrainConfig, report: Callable[[str], None] = log.info,
     import data_preprocessor
     import losses
     import model as east_model
+    import resume_flags
 
     folder = Path(config.checkpoint_path)
     checkpoints.check_training_folder(folder)
@@ -222,6 +224,7 @@ def _run_training(config: TrainConfig, report: Callable[[str], None] = log.info,
         resume_state = checkpoints.read_state(latest)
         checkpoints.check_model_config(resume_state, config.model_config,
                                        f"checkpoint_path {str(folder)!r} ({latest.name})")
+        resume_flags.check_resume(resume_state, config, f"checkpoint_path {str(folder)!r} ({latest.name})", report)
     if latest is None and config.pretrained_model_path:
         # Fail before any work if the fine-tuning source is unusable.
         source = checkpoints.resolve_checkpoint(config.pretrained_model_path)
@@ -267,10 +270,6 @@ def _run_training(config: TrainConfig, report: Callable[[str], None] = log.info,
                 step = int(resume_state["step"])
                 if int(keras.ops.convert_to_numpy(optimizer.iterations)) != step:
                     raise checkpoints.CheckpointError(f"{latest}: optimizer step does not match state.json")
-                if resume_state.get("seed") != config.seed or resume_state.get("batch_size") != config.batch_size:
-                    log.warning("resuming with seed %s / batch_size %s; the run was started with %s / %s",
-                                config.seed, config.batch_size, resume_state.get("seed"),
-                                resume_state.get("batch_size"))
                 report(f"resumed from step {step}")
                 if config.pretrained_model_path:
                     report("--pretrained_model_path is ignored when resuming")
@@ -291,6 +290,7 @@ def _train_loop(config, samples, augment, network, trainer, schedule, strategy, 
 
     import checkpoints
     import data_preprocessor
+    import resume_flags
     import train_step
 
     folder = Path(config.checkpoint_path)
@@ -303,6 +303,7 @@ def _train_loop(config, samples, augment, network, trainer, schedule, strategy, 
     if writer is None:
         log.info("TensorBoard scalars need the TensorFlow backend; writing train_log.csv only")
     state = {"seed": config.seed, "batch_size": config.batch_size, "model": config.model_config,
+             "flags": resume_flags.recorded(config),
              "data_position": {"seed": config.seed, "next_step": None}}
     progress = None
     if config.progress:
@@ -436,6 +437,9 @@ def define_flags() -> None:
     flags.DEFINE_float("bn_momentum", defaults.bn_momentum,
                        "momentum of every BatchNorm's moving statistics; 0 keeps the network's own (0.997, "
                        "backbone 0.99/0.999). Short runs from scratch need ~0.9 or inference sees stale statistics")
+    flags.DEFINE_boolean("allow_flag_change", defaults.allow_flag_change,
+                         "resume even though a flag that shapes training changed (learning-rate schedule, seed, "
+                         "batch_size, bn_momentum, augmentation sizes; see README)")
 
 
 def config_from_flags(flag_values) -> TrainConfig:

@@ -273,3 +273,19 @@ def test_unwritable_checkpoint_path_and_foreign_train_log_are_one_line(tiny_data
     assert "train_log.csv: not a train.py log (header 'epoch,accuracy'" in result.stderr.strip().splitlines()[-1]
     assert (folder / checkpoints.TRAIN_LOG_FILE).read_text() == "epoch,accuracy\n1,0.5\n"
     assert sorted(os.listdir(folder)) == [checkpoints.TRAIN_LOG_FILE]
+
+
+def test_resume_with_a_changed_learning_rate_is_refused_unless_allowed(tiny_data, tmp_path):
+    folder = tmp_path / "run"
+    result = _run_cli(_cli(tiny_data, folder, "--max_steps=1", "--init_learning_rate=0.0001"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    result = _run_cli(_cli(tiny_data, folder, "--max_steps=2", "--init_learning_rate=0.001"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert "--init_learning_rate was 0.0001, now 0.001" in result.stderr.strip().splitlines()[-1]
+    assert checkpoints.list_checkpoints(folder) == [1]
+    result = _run_cli(_cli(tiny_data, folder, "--max_steps=2", "--init_learning_rate=0.001", "--allow_flag_change"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "continuing" in result.stdout and "--init_learning_rate was 0.0001, now 0.001" in result.stdout
+    state = checkpoints.read_state(folder / "ckpt-2")
+    assert state["flags"]["init_learning_rate"] == 0.001
+    assert float(_log_rows(folder)[2]["lr"]) == pytest.approx(0.001)
