@@ -516,12 +516,16 @@ def load_ground_truth(gt_path: str | os.PathLike, annotation_format: str = "auto
     }
 
 
+MISSING_SHOWN = 5  # missing result files named in the warning
+
+
 def load_detections(pred_path: str | os.PathLike, stems: Sequence[str]) -> dict[str, np.ndarray]:
     """Result files for the given image stems from a folder or zip.
 
     A stem's file is ``res_<stem>.txt`` or ``<stem>.txt`` (or ``gt_<stem>.txt``, so
     that ground truth can be scored against itself); a stem with none is left out
-    (no detections). Having two is an error, since they may disagree.
+    (no detections, with a warning naming the first few and the count). Having two is an
+    error, since they may disagree.
 
     Returns:
         image stem -> float32 (D, 4, 2).
@@ -542,9 +546,12 @@ def load_detections(pred_path: str | os.PathLike, stems: Sequence[str]) -> dict[
     if unused:
         log.warning("%s: %d .txt file(s) match no ground-truth image and are ignored (e.g. %s)",
                     pred_path, len(unused), unused[0])
-    missing = len(stems) - len(detections)
+    missing = [stem for stem in stems if stem not in detections]
     if missing:
-        log.info("%s: %d image(s) have no result file; counted as no detections", pred_path, missing)
+        shown = ", ".join(f"{RESULT_PREFIX}{stem}{TEXT_SUFFIX}" for stem in missing[:MISSING_SHOWN])
+        more = f" and {len(missing) - MISSING_SHOWN} more" if len(missing) > MISSING_SHOWN else ""
+        log.warning("%s: no result file for %d of %d images (%s%s); scored as images without detections, "
+                    "as the official scorer does", pred_path, len(missing), len(stems), shown, more)
     return detections
 
 
