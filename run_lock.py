@@ -28,6 +28,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+import atomic_io
+
 log = logging.getLogger(__name__)
 
 LOCK_FILE = ".train.lock"
@@ -190,12 +192,7 @@ class RunLock:
                       describe(content) if content else "removed")
             self._stop.set()
             return
-        temp = self.path.with_name(f"{LOCK_FILE}.beat-{self.token}")
-        with open(temp, "w", encoding="utf-8") as handle:
-            json.dump(self._content(), handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, self.path)
+        atomic_io.write_text_atomic(self.path, json.dumps(self._content()))
 
     def release(self) -> None:
         """Stop the heartbeat and remove the lock if it is still ours."""
