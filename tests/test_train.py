@@ -96,6 +96,7 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tiny_data, tmp_path):
     again = _run_cli(_cli(tiny_data, resumed, *flags))
     assert again.returncode == 0, again.stderr[-3000:]
     assert "resumed from step 3" in again.stdout
+    assert "taking over the lock of a stopped run" in again.stdout and "no longer exists" in again.stdout
     rows_straight, rows_resumed = _log_rows(straight), _log_rows(resumed)
     assert list(rows_resumed) == [1, 2, 3, 4, 5, 6]
     for step in (4, 5, 6):
