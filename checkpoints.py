@@ -18,11 +18,13 @@ links or file locks, so the folder may live on a FUSE mount such as Colab's Goog
 """
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import os
 import re
 import shutil
+import zipfile
 from pathlib import Path
 from typing import Callable
 
@@ -52,11 +54,18 @@ MODEL_CONFIG_KEYS = ("input_size", "backbone")
 NETWORK_CONFIG_KEYS = ("distance_scale", "pixel_convention")
 
 _CHECKPOINT_RE = re.compile(r"^ckpt-(\d+)$")
+# A damaged checkpoint that a new save of the same step had to make room for is renamed, never deleted.
+DAMAGED_SUFFIX = ".damaged"
+_DAMAGED_RE = re.compile(r"^ckpt-\d+\.damaged(-\d+)?$")
 _OWN_NAMES = {LATEST_FILE, TRAIN_LOG_FILE, LOGS_DIR}
 
 
 class CheckpointError(ValueError):
     """A checkpoint folder or file that cannot be used (foreign content, incompatible model)."""
+
+
+class DamagedCheckpointError(CheckpointError):
+    """A checkpoint whose files are missing, truncated or unreadable (not a model mismatch)."""
 
 
 def checkpoint_name(step: int) -> str:
@@ -85,14 +94,19 @@ def list_checkpoints(folder: str | os.PathLike) -> list[int]:
     return sorted(steps)
 
 
-def check_training_folder(folder: str | os.PathLike) -> None:
+def check_training_folder(folder: str | os.PathLike, log_columns: tuple[str, ...] | None = None) -> None:
     """Refuse a ``--checkpoint_path`` that holds something other than an EAST training run.
 
     Accepted: a missing or empty folder, or one holding only this module's layout (``latest``,
     ``ckpt-<step>/``, ``train_log.csv``, ``logs/``, hidden files). Nothing is modified.
 
+    Args:
+        folder: the --checkpoint_path.
+        log_columns: when given, an existing train_log.csv must start with this header.
+
     Raises:
-        CheckpointError: the path is a file, or the folder holds other files.
+        CheckpointError: the path is a file, the folder holds other files, or its train_log.csv
+            was written by something else.
     """
     folder = Path(folder)
     if not folder.exists():
@@ -101,7 +115,8 @@ def check_training_folder(folder: str | os.PathLike) -> None:
         raise CheckpointError(f"checkpoint_path {str(folder)!r} is a file, expected a folder")
     foreign = sorted(entry.name for entry in folder.iterdir()
                      if not (entry.name.startswith(".") or entry.name in _OWN_NAMES
-                             or (_CHECKPOINT_RE.match(entry.name) and entry.is_dir())))
+                             or ((_CHECKPOINT_RE.match(entry.name) or _DAMAGED_RE.match(entry.name))
+                                 and entry.is_dir())))
     if foreign:
         shown = ", ".join(repr(name) for name in foreign[:5])
         more = f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
@@ -109,6 +124,23 @@ def check_training_folder(folder: str | os.PathLike) -> None:
             f"checkpoint_path {str(folder)!r} holds files that are not an EAST training run "
             f"({shown}{more}); give a new or empty folder, or the folder of an earlier run of "
             f"train.py. Nothing was changed.")
+    if log_columns is not None:
+        _check_train_log(folder / TRAIN_LOG_FILE, log_columns)
+
+
+def _check_train_log(path: Path, log_columns: tuple[str, ...]) -> None:
+    """CheckpointError unless ``path`` is missing, empty or starts with the header ``log_columns``."""
+    if not path.is_file():
+        return
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            header = next(csv.reader(handle), None)
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise CheckpointError(f"{path}: unreadable ({error}); move it away or give another --checkpoint_path") from None
+    if header is not None and tuple(header) != tuple(log_columns):
+        raise CheckpointError(f"{path}: not a train.py log (header {','.join(header)[:80]!r}, expected "
+                              f"{','.join(log_columns)!r}); move it away or give another --checkpoint_path. "
+                              f"Nothing was changed.")
 
 
 def clean_temporary(folder: str | os.PathLike) -> None:
@@ -124,28 +156,82 @@ def clean_temporary(folder: str | os.PathLike) -> None:
                 entry.unlink(missing_ok=True)
 
 
-def latest_checkpoint(folder: str | os.PathLike) -> Path | None:
-    """The checkpoint folder named by ``<folder>/latest``, or None when there is no ``latest``.
+def latest_checkpoint(folder: str | os.PathLike, report: Callable[[str], None] = log.warning) -> Path | None:
+    """The newest intact checkpoint, starting from the one ``<folder>/latest`` names.
+
+    When that one is damaged (a file missing, truncated or unreadable, e.g. a Drive sync cut
+    short), the next older intact ``ckpt-<step>`` is returned and ``report`` says so. Nothing
+    is deleted or changed.
+
+    Returns:
+        the checkpoint folder, or None when there is no ``latest``.
 
     Raises:
-        CheckpointError: ``latest`` names a checkpoint that is missing or incomplete.
+        CheckpointError: ``latest`` is not a 'ckpt-<step>' line.
+        DamagedCheckpointError: no intact checkpoint at or below the one ``latest`` names.
     """
     latest = Path(folder) / LATEST_FILE
     if not latest.is_file():
         return None
-    name = latest.read_text(encoding="utf-8").strip()
-    if not _CHECKPOINT_RE.match(name):
+    name = latest.read_text(encoding="utf-8", errors="replace").strip()
+    match = _CHECKPOINT_RE.match(name)
+    if not match:
         raise CheckpointError(f"{latest}: expected a line 'ckpt-<step>', found {name[:80]!r}")
-    checkpoint = Path(folder) / name
-    _check_complete(checkpoint)
-    return checkpoint
+    named_step = int(match.group(1))
+    older = [step for step in reversed(list_checkpoints(folder)) if step < named_step]
+    damage = []
+    for step in [named_step, *older]:
+        checkpoint = Path(folder) / checkpoint_name(step)
+        try:
+            check_intact(checkpoint)
+        except DamagedCheckpointError as error:
+            damage.append(str(error))
+            continue
+        if damage:
+            report(f"{damage[0]}; using the newest intact checkpoint {checkpoint.name} instead "
+                   f"(the damaged one is left in place)")
+        return checkpoint
+    raise DamagedCheckpointError(f"no intact checkpoint in {str(folder)!r}: " + "; ".join(damage)
+                                 + ". Nothing was changed.")
 
 
 def _check_complete(checkpoint: Path) -> None:
     missing = [name for name in (STATE_FILE, WEIGHTS_FILE, OPTIMIZER_FILE)
                if not (checkpoint / name).is_file()]
     if missing:
-        raise CheckpointError(f"checkpoint {str(checkpoint)!r} is incomplete: missing {', '.join(missing)}")
+        raise DamagedCheckpointError(f"checkpoint {str(checkpoint)!r} is incomplete: missing {', '.join(missing)}")
+
+
+def check_intact(checkpoint: str | os.PathLike) -> None:
+    """Raise DamagedCheckpointError unless every file of ``checkpoint`` is present and readable.
+
+    Reads state.json, opens model.weights.h5 (HDF5 notices a truncated file on opening) and
+    reads every array of optimizer.npz (zip checks each member's CRC).
+    """
+    checkpoint = Path(checkpoint)
+    _check_complete(checkpoint)
+    read_state(checkpoint)
+    import h5py
+
+    try:
+        with h5py.File(checkpoint / WEIGHTS_FILE, "r"):
+            pass
+    except OSError as error:
+        raise DamagedCheckpointError(f"{checkpoint / WEIGHTS_FILE} is damaged ({_first_line(error)})") from None
+    _read_optimizer_values(checkpoint)
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
+def _read_optimizer_values(checkpoint: Path) -> list[np.ndarray]:
+    """The arrays of optimizer.npz in order; DamagedCheckpointError when the file is truncated."""
+    try:
+        with np.load(checkpoint / OPTIMIZER_FILE) as archive:
+            return [archive[f"arr_{index}"] for index in range(len(archive.files))]
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as error:
+        raise DamagedCheckpointError(f"{checkpoint / OPTIMIZER_FILE} is damaged ({_first_line(error)})") from None
 
 
 def read_state(checkpoint: str | os.PathLike) -> dict:
@@ -163,8 +249,8 @@ def read_state(checkpoint: str | os.PathLike) -> dict:
         state = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise CheckpointError(f"{path}: not found; {str(checkpoint)!r} is not an EAST checkpoint") from None
-    except (OSError, json.JSONDecodeError) as error:
-        raise CheckpointError(f"{path}: unreadable ({error})") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise DamagedCheckpointError(f"{path} is damaged (unreadable: {error})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT_NAME:
         raise CheckpointError(f"{path}: not an EAST checkpoint state (format {state.get('format')!r})"
                               if isinstance(state, dict) else f"{path}: expected a JSON object")
@@ -256,7 +342,7 @@ def save_checkpoint(folder: str | os.PathLike, step: int, model: keras.Model, op
 
     final = folder / name
     if final.exists():  # left by a run killed after this rename but before updating latest
-        _remove_tree_atomic(final)
+        _make_room(final)
     os.rename(temp, final)
     atomic_io.fsync_dir(folder)
     if on_stage is not None:
@@ -268,6 +354,20 @@ def save_checkpoint(folder: str | os.PathLike, step: int, model: keras.Model, op
         if old_step != step:
             _remove_tree_atomic(folder / checkpoint_name(old_step))
     return final
+
+
+def _make_room(final: Path) -> None:
+    """Delete an intact leftover ``final``; rename a damaged one to ``ckpt-<step>.damaged``."""
+    try:
+        check_intact(final)
+    except DamagedCheckpointError as error:
+        aside = final.with_name(final.name + DAMAGED_SUFFIX)
+        if aside.exists():
+            aside = final.with_name(f"{final.name}{DAMAGED_SUFFIX}-{os.getpid()}")
+        os.rename(final, aside)
+        log.warning("%s; kept as %s", error, aside.name)
+        return
+    _remove_tree_atomic(final)
 
 
 def restore_checkpoint(checkpoint: str | os.PathLike, model: keras.Model, optimizer) -> dict:
@@ -285,8 +385,7 @@ def restore_checkpoint(checkpoint: str | os.PathLike, model: keras.Model, optimi
     _check_complete(checkpoint)
     state = read_state(checkpoint)
     _load_weights(model, checkpoint / WEIGHTS_FILE)
-    with np.load(checkpoint / OPTIMIZER_FILE) as archive:
-        values = [archive[f"arr_{index}"] for index in range(len(archive.files))]
+    values = _read_optimizer_values(checkpoint)
     variables = optimizer.variables
     if len(values) != len(variables) or any(
             tuple(value.shape) != tuple(variable.shape) for value, variable in zip(values, variables)):
@@ -301,7 +400,9 @@ def restore_checkpoint(checkpoint: str | os.PathLike, model: keras.Model, optimi
 def _load_weights(model: keras.Model, weights_path: Path) -> None:
     try:
         model.load_weights(str(weights_path))
-    except (ValueError, KeyError, OSError) as error:
+    except OSError as error:  # h5py: truncated or corrupt file; a mismatch is ValueError/KeyError
+        raise DamagedCheckpointError(f"{weights_path} is damaged ({_first_line(error)})") from None
+    except (ValueError, KeyError) as error:
         raise CheckpointError(f"{weights_path}: weights do not fit this model "
                               f"({str(error).splitlines()[0] if str(error) else type(error).__name__})") from None
 

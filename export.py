@@ -366,6 +366,18 @@ def _define_flags(flags) -> None:
                       "float16 weights (tflite) or int8 (tflite, onnx; needs --calibration_data)")
     flags.DEFINE_string("calibration_data", None, "folder of images for int8 calibration")
     flags.DEFINE_integer("calibration_images", CALIBRATION_MAX_IMAGES, "how many calibration images to use")
+    flags.DEFINE_boolean("overwrite", False, "replace an existing export of the same format in --output_dir")
+
+
+def check_output(output_dir: str | os.PathLike, export_format: str, quantize: str | None, overwrite: bool) -> None:
+    """ExportError when ``output_dir`` is a file, or already holds this export and not ``overwrite``."""
+    output_dir = Path(output_dir)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise ExportError(f"--output_dir {str(output_dir)!r} is a file, expected a folder")
+    destination = output_dir / output_name(export_format, quantize)
+    if destination.exists() and not overwrite:
+        raise ExportError(f"{destination} already exists; pass --overwrite to replace it, or give another "
+                          f"--output_dir. Nothing was changed.")
 
 
 def main(argv: Sequence[str]) -> None:
@@ -377,6 +389,7 @@ def main(argv: Sequence[str]) -> None:
     try:
         if not config.model_path or not config.output_dir:
             raise ExportError("--model_path and --output_dir are required")
+        check_output(config.output_dir, config.format, config.quantize, config.overwrite)
         calibration = None
         if config.calibration_data:
             calibration = load_calibration_images(config.calibration_data, max_images=config.calibration_images)
@@ -385,7 +398,7 @@ def main(argv: Sequence[str]) -> None:
         model, _ = checkpoints.load_model_for_inference(config.model_path)
         written = export_model(model, config.output_dir, config.format, quantize=config.quantize,
                                calibration_images=calibration)
-    except (ValueError, exported_models.MissingRuntimeError) as error:
+    except (ValueError, OSError, exported_models.MissingRuntimeError) as error:
         print(f"export.py: error: {error}", file=sys.stderr)
         sys.exit(2)
     print(written)

@@ -509,13 +509,48 @@ def load_ground_truth(gt_path: str | os.PathLike, annotation_format: str = "auto
     for problem in report.problems:
         where = f"{problem.file}:{problem.line}" if problem.line else problem.file
         log.warning("%s: %s", where, problem.reason)
-    return {
+    ground_truth = {
         Path(sample.image_path).stem: Annotation(
             quads=np.asarray(sample.quads, dtype=np.float32).reshape(-1, 4, 2),
             dont_care=np.asarray(sample.dont_care, dtype=bool).reshape(-1),
             texts=tuple(sample.texts))
         for sample in report.samples
     }
+    ground_truth.update(_unreadable_image_annotations(report))
+    return ground_truth
+
+
+def _unreadable_image_annotations(report) -> dict[str, Annotation]:
+    """Ground truth of the images ``load_dataset`` skipped as unreadable, keyed by image stem.
+
+    A scorer must count their regions as missed rather than drop the image, so their annotation
+    files are read as written (no clipping: the image size is unknown). YOLO boxes are relative
+    to the image size and cannot be read; those images are named in a warning.
+    """
+    import annotation_loaders  # noqa: PLC0415  (only for non-ICDAR formats, like data_preprocessor)
+
+    loader = annotation_loaders.ANNOTATION_FORMATS[report.format]
+    found = {}
+    for problem in report.problems:
+        # data_preprocessor's reasons for an image it cannot decode (its _inspect_image).
+        if problem.line is not None or not problem.reason.startswith(("unreadable image", "truncated image")):
+            continue
+        image_path = Path(problem.file)
+        annotation_path = loader.find_annotation(image_path)
+        if annotation_path is None and report.format != "ccpd":
+            continue
+        if report.format == "yolo":
+            log.warning("%s: unreadable image; its YOLO boxes need the image size and are not scored", image_path)
+            continue
+        boxes, _ = loader.parse(annotation_path, image_path, None, None)
+        found[image_path.stem] = Annotation(
+            quads=np.asarray([box.quad for box in boxes], dtype=np.float32).reshape(-1, 4, 2),
+            dont_care=np.asarray([box.dont_care for box in boxes], dtype=bool).reshape(-1),
+            texts=tuple(box.text for box in boxes))
+    return found
+
+
+MISSING_SHOWN = 5  # missing result files named in the warning
 
 
 def load_detections(pred_path: str | os.PathLike, stems: Sequence[str]) -> dict[str, np.ndarray]:
@@ -523,7 +558,8 @@ def load_detections(pred_path: str | os.PathLike, stems: Sequence[str]) -> dict[
 
     A stem's file is ``res_<stem>.txt`` or ``<stem>.txt`` (or ``gt_<stem>.txt``, so
     that ground truth can be scored against itself); a stem with none is left out
-    (no detections). Having two is an error, since they may disagree.
+    (no detections, with a warning naming the first few and the count). Having two is an
+    error, since they may disagree.
 
     Returns:
         image stem -> float32 (D, 4, 2).
@@ -544,9 +580,12 @@ def load_detections(pred_path: str | os.PathLike, stems: Sequence[str]) -> dict[
     if unused:
         log.warning("%s: %d .txt file(s) match no ground-truth image and are ignored (e.g. %s)",
                     pred_path, len(unused), unused[0])
-    missing = len(stems) - len(detections)
+    missing = [stem for stem in stems if stem not in detections]
     if missing:
-        log.info("%s: %d image(s) have no result file; counted as no detections", pred_path, missing)
+        shown = ", ".join(f"{RESULT_PREFIX}{stem}{TEXT_SUFFIX}" for stem in missing[:MISSING_SHOWN])
+        more = f" and {len(missing) - MISSING_SHOWN} more" if len(missing) > MISSING_SHOWN else ""
+        log.warning("%s: no result file for %d of %d images (%s%s); scored as images without detections, "
+                    "as the official scorer does", pred_path, len(missing), len(stems), shown, more)
     return detections
 
 

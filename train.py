@@ -51,7 +51,8 @@ class TrainConfig:
     ("" = every visible GPU; "0,1" = those GPUs; full device names such as "/cpu:0,/cpu:1"
     are accepted too), log_steps (train_log.csv / TensorBoard / progress period), progress
     (show a tqdm bar), text_width_range (None: EAST-tf2's random_scale; (low, high): scale each
-    text crop so one box is low..high * input_size wide, see augmentation.AugmentConfig).
+    text crop so one box is low..high * input_size wide, see augmentation.AugmentConfig),
+    allow_flag_change (resume with changed resume_flags.CHECKED flags).
     """
 
     input_size: int = 512
@@ -84,6 +85,7 @@ class TrainConfig:
     bn_momentum: float = 0.0
     progress: bool = True
     text_width_range: tuple[float, float] | None = None
+    allow_flag_change: bool = False
 
     def __post_init__(self):
         if self.geometry not in GEOMETRIES:
@@ -183,6 +185,20 @@ class TrainingSetup:
 
 def run_training(config: TrainConfig, report: Callable[[str], None] = log.info, *,
                  on_step: Callable[[int], None] | None = None) -> dict:
+    """Train (or resume training) EAST as ``config`` says, holding the checkpoint folder's lock
+    (run_lock.RunLock: a second run on the same folder is refused) from before any clean-up to
+    the end, errors and Ctrl-C included. Arguments, result and errors: ``_run_training``, plus
+    run_lock.RunLockError."""
+    import checkpoints
+    import run_lock
+
+    checkpoints.check_training_folder(config.checkpoint_path, LOG_COLUMNS)
+    with run_lock.RunLock(config.checkpoint_path, report):
+        return _run_training(config, report, on_step=on_step)
+
+
+def _run_training(config: TrainConfig, report: Callable[[str], None] = log.info, *,
+                  on_step: Callable[[int], None] | None = None) -> dict:
     """Train (or resume training) EAST as ``config`` says.
 
     Args:
@@ -225,7 +241,7 @@ def prepare_training(config: TrainConfig, report: Callable[[str], None] = log.in
     """
     import data_preprocessor
 
-    latest, resume_state, source_state = _check_resume(config)
+    latest, resume_state, source_state = _check_resume(config, report)
     dataset = data_preprocessor.load_dataset(config.training_data_path, config.annotation_format,
                                              strict=config.strict, skip_unannotated=config.skip_unannotated)
     report(f"training data {config.training_data_path}: {dataset.summary()}")
@@ -249,11 +265,13 @@ def augment_config(config: TrainConfig):
         min_text_size=config.min_text_size, text_width_range=config.text_width_range)
 
 
-def _check_resume(config: TrainConfig):
+def _check_resume(config: TrainConfig, report: Callable[[str], None]):
     """(latest checkpoint or None, its state or None, the state of the checkpoint whose weights the
     run starts from: the latest, else the fine-tuning source, else None); fails before any work on
-    an unusable checkpoint folder or fine-tuning source."""
+    an unusable checkpoint folder or fine-tuning source, or on a resume whose flags changed
+    (resume_flags)."""
     import checkpoints
+    import resume_flags
 
     folder = Path(config.checkpoint_path)
     checkpoints.check_training_folder(folder)
@@ -263,6 +281,7 @@ def _check_resume(config: TrainConfig):
         resume_state = checkpoints.read_state(latest)
         checkpoints.check_model_config(resume_state, config.model_config,
                                        f"checkpoint_path {str(folder)!r} ({latest.name})")
+        resume_flags.check_resume(resume_state, config, f"checkpoint_path {str(folder)!r} ({latest.name})", report)
     source_state = resume_state
     if latest is None and config.pretrained_model_path:
         source = checkpoints.resolve_checkpoint(config.pretrained_model_path)
@@ -325,9 +344,6 @@ def _restore(config: TrainConfig, latest, resume_state, network, optimizer, repo
         step = int(resume_state["step"])
         if int(keras.ops.convert_to_numpy(optimizer.iterations)) != step:
             raise checkpoints.CheckpointError(f"{latest}: optimizer step does not match state.json")
-        if resume_state.get("seed") != config.seed or resume_state.get("batch_size") != config.batch_size:
-            log.warning("resuming with seed %s / batch_size %s; the run was started with %s / %s",
-                        config.seed, config.batch_size, resume_state.get("seed"), resume_state.get("batch_size"))
         report(f"resumed from step {step}")
         if config.pretrained_model_path:
             report("--pretrained_model_path is ignored when resuming")
@@ -443,6 +459,7 @@ def _log_and_save(setup: TrainingSetup, runner, logger: TrainLogger, logs: dict,
     import keras
 
     import checkpoints
+    import resume_flags
 
     config = setup.config
     log_now = step % config.log_steps == 0 or step == config.max_steps
@@ -455,7 +472,7 @@ def _log_and_save(setup: TrainingSetup, runner, logger: TrainLogger, logs: dict,
     if save_now:
         runner.sync()
         state = {"seed": config.seed, "batch_size": config.batch_size, "model": config.model_config,
-                 "data_position": {"seed": config.seed, "next_step": step}}
+                 "flags": resume_flags.recorded(config), "data_position": {"seed": config.seed, "next_step": step}}
         saved = checkpoints.save_checkpoint(logger.folder, step, setup.network, setup.trainer.optimizer, state,
                                             max_to_keep=config.max_to_keep)
         log.info("checkpoint saved: %s", saved)
@@ -553,6 +570,9 @@ def define_flags() -> None:
     flags.DEFINE_string("text_width_range", "",
                         "e.g. 0.03,0.6: scale each text crop so one random box is 3..60% of --input_size wide "
                         "(log-uniform), whatever the photo's resolution; empty = EAST-tf2's random scale")
+    flags.DEFINE_boolean("allow_flag_change", defaults.allow_flag_change,
+                         "resume even though a flag that shapes training changed (learning-rate schedule, seed, "
+                         "batch_size, bn_momentum, augmentation sizes; see README)")
 
 
 def config_from_flags(flag_values) -> TrainConfig:
@@ -581,6 +601,7 @@ def main(argv, *, on_step: Callable[[int], None] | None = None) -> int:
     import checkpoints
     import data_preprocessor
     import model as east_model
+    import run_lock
 
     if len(argv) > 1:
         print(f"train.py: unexpected arguments {argv[1:]}", file=sys.stderr)
@@ -598,7 +619,7 @@ def main(argv, *, on_step: Callable[[int], None] | None = None) -> int:
     try:
         run_training(config, report=print, on_step=on_step)
     except (checkpoints.CheckpointError, data_preprocessor.DataError,
-            east_model.BackboneWeightsError, FloatingPointError) as error:
+            east_model.BackboneWeightsError, FloatingPointError, run_lock.RunLockError) as error:
         print(f"train.py: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -250,3 +250,20 @@ def test_detect_options_validate_once():
         with pytest.raises(ValueError, match=next(iter(bad))):
             postprocess.DetectOptions(**bad)
     assert postprocess.DetectOptions(score_map_thresh=0.0, box_thresh=1.0).box_thresh == 1.0  # closed [0, 1]
+
+
+def test_unreadable_image_with_ground_truth_is_scored_as_all_missed(tmp_path):
+    """Plate-format ground truth beside the images: the broken image's plate counts as missed."""
+    images = tmp_path / "images"
+    images.mkdir()
+    cv2.imwrite(str(images / "car_1.jpg"), np.full((200, 320, 3), 90, np.uint8))
+    quads = LAYOUT * np.array([320, 200], np.float32)
+    (images / "car_1.txt").write_text("".join(" ".join(f"{value:g}" for value in quad.reshape(-1)) + " AB12\n"
+                                              for quad in quads))
+    (images / "car_2.jpg").write_bytes(b"\xff\xd8 truncated jpeg")
+    (images / "car_2.txt").write_text("10 10 90 10 90 40 10 40 CD34\n")
+    summary = east_eval.run_evaluation(config(tmp_path, annotation_format="plate"),
+                                       (perfect_predictor, {"model": "perfect"}))
+    assert [entry["image"] for entry in summary["unreadable"]] == [str(images / "car_2.jpg")]
+    assert summary["evaluation"] == {"precision": 1.0, "recall": 2 / 3, "hmean": 0.8, "images": 2,
+                                     "images_all_correct": 1, "matched": 2, "gt_care": 3, "det_care": 2}

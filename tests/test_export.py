@@ -300,3 +300,30 @@ def test_cli_exports_a_checkpoint(workspace, tmp_path):
          "--format=onnx"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert completed.returncode == 2
     assert "export.py: error:" in completed.stderr and "Traceback" not in completed.stderr
+
+
+def _export_cli(*flags: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run([sys.executable, "export.py", *flags], cwd=REPO_ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_cli_refuses_to_replace_an_export_or_write_into_a_file(tmp_path):
+    output_dir = tmp_path / "exported"
+    output_dir.mkdir()
+    (output_dir / "east.tflite").write_bytes(b"yesterday's model")
+    completed = _export_cli(f"--model_path={tmp_path / 'run'}", f"--output_dir={output_dir}", "--format=tflite")
+    assert completed.returncode == 2 and "Traceback" not in completed.stderr, completed.stderr[-2000:]
+    assert "east.tflite already exists; pass --overwrite" in completed.stderr
+    assert (output_dir / "east.tflite").read_bytes() == b"yesterday's model"
+    # With --overwrite the run goes on (and stops at the missing model, before writing anything).
+    completed = _export_cli(f"--model_path={tmp_path / 'run'}", f"--output_dir={output_dir}", "--format=tflite",
+                            "--overwrite")
+    assert completed.returncode == 2 and "does not exist" in completed.stderr, completed.stderr[-2000:]
+
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("keep")
+    completed = _export_cli(f"--model_path={tmp_path / 'run'}", f"--output_dir={a_file}")
+    assert completed.returncode == 2 and "Traceback" not in completed.stderr, completed.stderr[-2000:]
+    assert completed.stderr.strip().splitlines()[-1] == f"export.py: error: --output_dir {str(a_file)!r} is a file, expected a folder"
+    assert a_file.read_text() == "keep"

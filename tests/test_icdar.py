@@ -1,6 +1,9 @@
 """icdar.py: ICDAR 2015 files and the Task 4.1 evaluation, on cases worked out by hand."""
 import json
+import subprocess
+import sys
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -302,3 +305,21 @@ def test_training_and_scoring_share_one_line_parser_and_dont_care_rule(tmp_path)
     assert scored.dont_care.tolist() == trained.dont_care.tolist() == [True, False, False, True, False]
     assert scored.texts == trained.texts == ("###", "*", 'a, "b"', "###", "### ")
     np.testing.assert_array_equal(scored.quads, trained.quads)
+
+
+def test_cli_names_and_counts_missing_result_files(tmp_path):
+    gt = {f"gt_img_{index}.txt": "0,0,100,0,100,20,0,20,word\n" for index in range(1, 9)}
+    _write_set(tmp_path / "gt", gt)
+    _write_set(tmp_path / "pred", {"res_img_1.txt": "0,0,100,0,100,20,0,20\n"})
+    (tmp_path / "empty").mkdir()
+    repo = Path(__file__).resolve().parents[1]
+    for pred, missing in (("pred", 7), ("empty", 8)):
+        completed = subprocess.run([sys.executable, "icdar.py", "evaluate", "--gt_path", str(tmp_path / "gt"),
+                                    "--pred_path", str(tmp_path / pred)], cwd=repo, capture_output=True, text=True,
+                                   timeout=120)
+        assert completed.returncode == 0, completed.stderr
+        first = 2 if pred == "pred" else 1
+        shown = ", ".join(f"res_img_{index}.txt" for index in range(first, first + 5))
+        assert (f"no result file for {missing} of 8 images ({shown} and {missing - 5} more); scored as images "
+                f"without detections") in completed.stderr
+        assert completed.stdout.strip().endswith(f"{8 - missing}/8 images all correct")

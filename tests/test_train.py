@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import cv2
+import h5py
 import numpy as np
 import pytest
 
@@ -95,6 +96,7 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tiny_data, tmp_path):
     again = _run_cli(_cli(tiny_data, resumed, *flags))
     assert again.returncode == 0, again.stderr[-3000:]
     assert "resumed from step 3" in again.stdout
+    assert "taking over the lock of a stopped run" in again.stdout and "no longer exists" in again.stdout
     rows_straight, rows_resumed = _log_rows(straight), _log_rows(resumed)
     assert list(rows_resumed) == [1, 2, 3, 4, 5, 6]
     for step in (4, 5, 6):
@@ -161,8 +163,8 @@ def test_incompatible_checkpoint_is_refused(tiny_data, tmp_path):
     folder = tmp_path / "run"
     checkpoint = folder / "ckpt-5"
     checkpoint.mkdir(parents=True)
-    for name in (checkpoints.WEIGHTS_FILE, checkpoints.OPTIMIZER_FILE):
-        (checkpoint / name).write_bytes(b"")
+    h5py.File(checkpoint / checkpoints.WEIGHTS_FILE, "w").close()  # intact files, holding nothing
+    np.savez(checkpoint / checkpoints.OPTIMIZER_FILE)
     (checkpoint / checkpoints.STATE_FILE).write_text(json.dumps(
         {"format": checkpoints.FORMAT_NAME, "version": 1, "step": 5, "seed": 3,
          "model": {"input_size": 512, "backbone": "resnet50"}}))
@@ -265,3 +267,37 @@ def test_text_width_range_flag_reaches_the_augmentation():
         train.TrainConfig(text_width_range=(0.6, 0.03))
     assert train.augment_config(train.TrainConfig()).text_width_range is None
     assert train.augment_config(train.TrainConfig(text_width_range=(0.03, 0.6))).text_width_range == (0.03, 0.6)
+
+
+def test_unwritable_checkpoint_path_and_foreign_train_log_are_one_line(tiny_data, tmp_path):
+    # Root may write into a chmod-ed folder, so "not writable" is made with a path under a regular
+    # file: mkdir fails with ENOTDIR for every user.
+    (tmp_path / "file.txt").write_text("x")
+    result = _run_cli(_cli(tiny_data, tmp_path / "file.txt" / "run", "--max_steps=1"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert result.stderr.strip().splitlines()[-1].startswith(f"train.py: checkpoint_path '{tmp_path / 'file.txt' / 'run'}' is not writable")
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / checkpoints.TRAIN_LOG_FILE).write_text("epoch,accuracy\n1,0.5\n")
+    result = _run_cli(_cli(tiny_data, folder, "--max_steps=1"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert "train_log.csv: not a train.py log (header 'epoch,accuracy'" in result.stderr.strip().splitlines()[-1]
+    assert (folder / checkpoints.TRAIN_LOG_FILE).read_text() == "epoch,accuracy\n1,0.5\n"
+    assert sorted(os.listdir(folder)) == [checkpoints.TRAIN_LOG_FILE]
+
+
+def test_resume_with_a_changed_learning_rate_is_refused_unless_allowed(tiny_data, tmp_path):
+    folder = tmp_path / "run"
+    result = _run_cli(_cli(tiny_data, folder, "--max_steps=1", "--init_learning_rate=0.0001"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    result = _run_cli(_cli(tiny_data, folder, "--max_steps=2", "--init_learning_rate=0.001"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert "--init_learning_rate was 0.0001, now 0.001" in result.stderr.strip().splitlines()[-1]
+    assert checkpoints.list_checkpoints(folder) == [1]
+    result = _run_cli(_cli(tiny_data, folder, "--max_steps=2", "--init_learning_rate=0.001", "--allow_flag_change"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "continuing" in result.stdout and "--init_learning_rate was 0.0001, now 0.001" in result.stdout
+    state = checkpoints.read_state(folder / "ckpt-2")
+    assert state["flags"]["init_learning_rate"] == 0.001
+    assert float(_log_rows(folder)[2]["lr"]) == pytest.approx(0.001)
