@@ -5,7 +5,6 @@ normalizes with the statistics of its own half batch, so a replica's outputs hon
 one device's and no tolerance would be meaningful. The dice term is computed per replica too,
 so what must hold is: the two-device loss of step 1 is the mean of the one-device loss function
 applied to each half of the one-device batch, and differs from the loss of the whole batch.
-Not verified end to end after the regularization fix (the machine was too loaded to rerun it).
 """
 import json
 import os
