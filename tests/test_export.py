@@ -26,13 +26,6 @@ FLOAT_EXPORTS = [("saved_model", None), ("tflite", None), ("onnx", None)]
 QUANTIZED_EXPORTS = [("tflite", "float16", 0.99, 0.98), ("tflite", "int8", 0.5, 0.8), ("onnx", "int8", 0.5, 0.75)]
 
 
-def _optional(module: str):
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        return None
-
-
 def make_detecting_model(images: np.ndarray):
     """A tiny EAST-MobileNetV2 (random weights) whose score map fires on about 8 % of pixels.
 
@@ -151,14 +144,15 @@ def test_detect_format(tmp_path):
 
 
 def test_broken_files_give_clear_errors(tmp_path):
-    if _optional("onnxruntime") is not None:
-        (tmp_path / "broken.onnx").write_bytes(b"not a model")
-        with pytest.raises(ValueError, match="broken.onnx: onnxruntime cannot load it"):
-            exported_models.load_predictor(tmp_path / "broken.onnx")
-    if _optional("ai_edge_litert") is not None:
-        (tmp_path / "broken.tflite").write_bytes(b"not a model")
-        with pytest.raises(ValueError, match="broken.tflite"):
-            exported_models.load_predictor(tmp_path / "broken.tflite")
+    # Both runtimes are in requirements.txt: a missing one skips (and fails in CI), never passes silently.
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("ai_edge_litert")
+    (tmp_path / "broken.onnx").write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="broken.onnx: onnxruntime cannot load it"):
+        exported_models.load_predictor(tmp_path / "broken.onnx")
+    (tmp_path / "broken.tflite").write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="broken.tflite"):
+        exported_models.load_predictor(tmp_path / "broken.tflite")
 
 
 def test_missing_runtime_is_one_clear_line(monkeypatch, tmp_path):
@@ -233,6 +227,10 @@ def test_export_reproduces_keras_boxes(workspace, export_format, quantize):
         outputs = dict(zip(names, net.forward(names)))
         assert outputs["score_map"].shape == (1, 24, 16, 1) and outputs["geo_map"].shape == (1, 24, 16, 5)
         assert np.isfinite(outputs["geo_map"]).all()
+        # Measured: OpenCV's text pixels (> 0.8) differ from Keras' on 24 % of this model's map, so
+        # the values are compared on a plain random model in test_export_opencv.py.
+        score_map = outputs["score_map"]
+        assert np.isfinite(score_map).all() and score_map.min() >= 0.0 and score_map.max() <= 1.0
 
 
 @pytest.mark.slow

@@ -143,6 +143,7 @@ def test_exact_angles(angle_deg, expected_angle, width_along_ex):
     # left + right is the rectangle's extent along ex
     np.testing.assert_allclose(geo_map[positive][:, 1] + geo_map[positive][:, 3], width_along_ex, atol=1e-3)
     boxes = decode_rbox(score_map, geo_map, 0.8)
+    assert len(boxes) == positive.sum(), "one decoded box per positive pixel"
     for box in boxes:
         assert iou(box[:8].reshape(4, 2), quad) > 0.999
     if expected_angle == 0:

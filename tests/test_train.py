@@ -231,7 +231,11 @@ def test_config_validation():
         train.TrainConfig(geometry="QUAD")
     with pytest.raises(ValueError, match="batch_size must be positive"):
         train.TrainConfig(batch_size=0)
-    assert dataclasses.replace(train.TrainConfig(), seed=5).seed == 5
+    # The config is frozen, and replace() validates again: no path to an invalid config.
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        train.TrainConfig().batch_size = 0
+    with pytest.raises(ValueError, match="input_size must be a multiple of 32"):
+        dataclasses.replace(train.TrainConfig(), input_size=100)
 
 
 TWO_DEVICE_SCRIPT = """
