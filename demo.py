@@ -403,10 +403,20 @@ def split_photos(source: FinetuneSource, config: FinetuneConfig, paths: DemoPath
     return seconds
 
 
+def base_backbone(base_model: Path) -> str:
+    """The backbone named in the base model's newest checkpoint (``latest`` -> ``ckpt-N/state.json``)."""
+    try:
+        newest = (base_model / "latest").read_text().strip()
+        return json.loads((base_model / newest / "state.json").read_text())["model"]["backbone"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise DemoError(f"{_shown(base_model)} is not a finished train.py checkpoint folder ({error})") from None
+
+
 def finetune_train(config: FinetuneConfig, train_dir: Path, base_model: Path, paths: DemoPaths) -> float:
     return run_command(
         ["train.py", f"--training_data_path={_shown(train_dir)}", f"--pretrained_model_path={_shown(base_model)}",
-         f"--checkpoint_path={_shown(paths.model)}", "--backbone=mobilenetv2", "--backbone_weights=none",
+         f"--checkpoint_path={_shown(paths.model)}", f"--backbone={base_backbone(base_model)}",
+         "--backbone_weights=none",
          f"--input_size={config.input_size}", f"--batch_size={config.batch_size}",
          f"--max_steps={config.max_steps}", f"--init_learning_rate={config.init_learning_rate}",
          f"--lr_decay_steps={config.lr_decay_steps}", f"--lr_decay_rate={config.lr_decay_rate}",

@@ -182,13 +182,20 @@ def peer_detector(limit_type: str, limit_side_len: int):
         from rapidocr_onnxruntime.ch_ppocr_det import TextDetector
     except ImportError:
         return None
+    from rapidocr_onnxruntime.ch_ppocr_det.utils import DetPreProcess
+
     package = Path(rapidocr_onnxruntime.__file__).parent
-    return TextDetector({"model_path": str(package / "models" / "ch_PP-OCRv4_det_infer.onnx"),
+    detector = TextDetector({"model_path": str(package / "models" / "ch_PP-OCRv4_det_infer.onnx"),
                          "limit_type": limit_type, "limit_side_len": limit_side_len,
                          "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5], "thresh": 0.3, "box_thresh": 0.5,
                          "max_candidates": 1000, "unclip_ratio": 1.6, "use_dilation": True,
                          "score_mode": "fast", "use_cuda": False, "use_dml": False,
                          "intra_op_num_threads": -1, "inter_op_num_threads": -1})
+    # TextDetector honours limit_side_len only for limit_type "min"; for "max" it picks 960/1500/2000
+    # by image size. Resize the way eval.py does instead: the longest side scaled down to limit_side_len.
+    detector.get_preprocess = lambda longest_side: DetPreProcess(limit_side_len, limit_type, detector.mean,
+                                                                 detector.std)
+    return detector
 
 
 def evaluate_peer(detector, test: Path, out_dir: Path) -> dict:

@@ -187,3 +187,13 @@ def test_smoke_finetune_on_a_tiny_folder_then_on_a_given_split(tmp_path, capsys)
     assert "$ python data_preprocessor.py split" not in out and "$ python synthetic_data.py" not in out
     summary = json.loads((demo.finetune_paths(tmp_path / "root2").outputs / "summary.json").read_text())
     assert summary["evaluation"]["images"] == 2
+
+
+def test_base_backbone_is_read_from_the_newest_checkpoint(tmp_path):
+    (tmp_path / "ckpt-7").mkdir()
+    (tmp_path / "ckpt-7" / "state.json").write_text(json.dumps({"model": {"backbone": "resnet50", "input_size": 512}}))
+    (tmp_path / "latest").write_text("ckpt-7\n")
+    assert demo.base_backbone(tmp_path) == "resnet50"
+    (tmp_path / "latest").write_text("ckpt-8\n")
+    with pytest.raises(demo.DemoError, match="not a finished train.py checkpoint"):
+        demo.base_backbone(tmp_path)
