@@ -387,14 +387,11 @@ def _write_finetune_marker(source: FinetuneSource, config: FinetuneConfig, paths
     (paths.data / FINETUNE_MARKER).write_text(json.dumps(content, indent=2) + "\n")
 
 
-def split_photos(source: FinetuneSource, config: FinetuneConfig, paths: DemoPaths, images: int) -> float:
+def split_photos(source: FinetuneSource, config: FinetuneConfig, paths: DemoPaths) -> float:
     """Splits source.data 80/20 into paths.train/test (fixed seed); nothing to do for a given pair."""
     _write_finetune_marker(source, config, paths, complete=False)
     seconds = 0.0
     if source.data is not None:
-        if images < MIN_FINETUNE_IMAGES:
-            raise DataUnusable(f"{source.data}: {images} images; the 80/20 split needs at least "
-                               f"{MIN_FINETUNE_IMAGES}")
         seconds = run_command(
             ["data_preprocessor.py", "split", f"--data_path={source.data}", f"--train_dir={_shown(paths.train)}",
              f"--test_dir={_shown(paths.test)}", f"--ratio={config.split_ratio:g}", f"--seed={config.seed}"],
@@ -403,11 +400,24 @@ def split_photos(source: FinetuneSource, config: FinetuneConfig, paths: DemoPath
     return seconds
 
 
+def _newest_state(base_model: Path) -> dict:
+    """``state.json`` of the checkpoint that ``latest`` names."""
+    newest = (base_model / "latest").read_text().strip()
+    return json.loads((base_model / newest / "state.json").read_text())
+
+
+def newest_step(base_model: Path) -> int:
+    """The training step of a checkpoint folder's newest checkpoint; 0 when it has none yet."""
+    try:
+        return int(_newest_state(base_model)["step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+
+
 def base_backbone(base_model: Path) -> str:
     """The backbone named in the base model's newest checkpoint (``latest`` -> ``ckpt-N/state.json``)."""
     try:
-        newest = (base_model / "latest").read_text().strip()
-        return json.loads((base_model / newest / "state.json").read_text())["model"]["backbone"]
+        return _newest_state(base_model)["model"]["backbone"]
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise DemoError(f"{_shown(base_model)} is not a finished train.py checkpoint folder ({error})") from None
 
@@ -439,20 +449,22 @@ def run_finetune(source: FinetuneSource, config: FinetuneConfig, paths: DemoPath
                  train_base=None) -> dict:
     """Checks, splits, fine-tunes and scores; returns eval.py's scores plus ``seconds`` per step.
 
-    train_base: called (no arguments) when base_model does not exist yet, to train it.
+    train_base: None, or called (no arguments) to train base_model first or finish it (the demo's own model).
     """
     started = time.perf_counter()
     print("\n== check your photos", flush=True)
     reports = {folder: check_photos(folder) for folder in source.folders()}
+    if source.data is not None and reports[source.data]["images"] < MIN_FINETUNE_IMAGES:
+        raise DataUnusable(f"{source.data}: {reports[source.data]['images']} images; the 80/20 split needs at "
+                           f"least {MIN_FINETUNE_IMAGES}")
     check_not_inputs([paths.data, paths.checkpoints, paths.outputs], [*source.folders(), base_model])
     seconds = {"base": 0.0}
-    if not base_model.exists():
-        if train_base is None:
-            raise DemoError(f"base model {_shown(base_model)} does not exist")
+    if train_base is not None:
         seconds["base"] = train_base()
+    elif not base_model.exists():
+        raise DemoError(f"base model {_shown(base_model)} does not exist")
     ready = _prepare_finetune_folders(source, config, paths)
-    seconds["split"] = 0.0 if ready else split_photos(
-        source, config, paths, reports[source.data]["images"] if source.data is not None else 0)
+    seconds["split"] = 0.0 if ready else split_photos(source, config, paths)
     train_dir = paths.train if source.data is not None else source.train
     test_dir = paths.test if source.data is not None else source.test
     seconds["train"] = finetune_train(config, train_dir, base_model, paths)
@@ -505,8 +517,12 @@ def finetune_main(args: argparse.Namespace) -> int:
     paths = finetune_paths(root)
 
     def train_base() -> float:
-        print(f"\n{_shown(base_model)}/ is absent: the normal demo trains it first", flush=True)
-        return run_demo(PROFILES[args.profile], demo_paths, fresh=False)["seconds"]["total"]
+        """Runs the normal demo unless its model is finished (a half-trained one would be resumed)."""
+        config = PROFILES[args.profile]
+        if newest_step(base_model) >= config.max_steps:
+            return 0.0
+        print(f"\n{_shown(base_model)}/ is absent or unfinished: the normal demo trains it first", flush=True)
+        return run_demo(config, demo_paths, fresh=False)["seconds"]["total"]
 
     try:
         result = run_finetune(source, FINETUNE_PROFILES[args.profile], paths, base_model,

@@ -194,6 +194,10 @@ def test_base_backbone_is_read_from_the_newest_checkpoint(tmp_path):
     (tmp_path / "ckpt-7" / "state.json").write_text(json.dumps({"model": {"backbone": "resnet50", "input_size": 512}}))
     (tmp_path / "latest").write_text("ckpt-7\n")
     assert demo.base_backbone(tmp_path) == "resnet50"
+    assert demo.newest_step(tmp_path) == 0  # state.json without a step
+    (tmp_path / "ckpt-7" / "state.json").write_text(json.dumps({"step": 7, "model": {"backbone": "resnet50"}}))
+    assert demo.newest_step(tmp_path) == 7
+    assert demo.newest_step(tmp_path / "absent") == 0
     (tmp_path / "latest").write_text("ckpt-8\n")
     with pytest.raises(demo.DemoError, match="not a finished train.py checkpoint"):
         demo.base_backbone(tmp_path)
