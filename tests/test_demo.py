@@ -78,3 +78,126 @@ def test_smoke_demo_runs_every_command_and_reruns(tmp_path, capsys):
     second = capsys.readouterr().out
     assert "reusing the demo data" in second
     assert "$ python synthetic_data.py" not in second
+
+
+# --------------------------------------------------------------------------- fine-tune on the user's photos
+def _write_plate_photos(folder: Path, count: int) -> None:
+    """count tiny photos in the 'plate' format, one plate each (enough for stats and split)."""
+    import cv2
+    import numpy as np
+
+    folder.mkdir(parents=True)
+    for index in range(count):
+        image = np.full((96, 128, 3), 90, np.uint8)
+        cv2.rectangle(image, (30, 40), (90, 60), (255, 255, 255), -1)
+        cv2.imwrite(str(folder / f"car{index}.jpg"), image)
+        (folder / f"car{index}.txt").write_text("30 40 90 40 90 60 30 60 AB123\n")
+
+
+def _listing(folder: Path) -> dict:
+    return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def test_finetune_refuses_outputs_that_overlap_inputs(tmp_path):
+    photos = tmp_path / "root" / "data" / "finetune" / "mine"
+    paths = demo.finetune_paths(tmp_path / "root")
+    with pytest.raises(demo.DemoError, match="overlap"):
+        demo.check_not_inputs([paths.data], [photos])  # output holds the input
+    with pytest.raises(demo.DemoError, match="overlap"):
+        demo.check_not_inputs([paths.outputs], [tmp_path / "root"])  # output inside the input
+    demo.check_not_inputs([paths.data, paths.outputs], [tmp_path / "photos", tmp_path / "model"])
+
+
+def test_finetune_data_inside_its_own_output_is_refused_before_writing(tmp_path, capsys):
+    root = tmp_path / "root"
+    photos = root / "data" / "finetune" / "mine"
+    _write_plate_photos(photos, 6)
+    before = _listing(root)
+    assert demo.main(["--profile", "smoke", "--root", str(root), "--finetune_data", str(photos),
+                      "--base_model", str(tmp_path / "model")]) == 1
+    assert "overlap" in capsys.readouterr().err
+    assert _listing(root) == before
+
+
+@pytest.mark.parametrize("case, reason", [("missing", "not a folder"), ("no annotations", "cannot detect"),
+                                          ("bad lines", "no usable annotated box"), ("no images", "image")])
+def test_unusable_photos_give_one_line_and_exit_2(tmp_path, capsys, case, reason):
+    photos = tmp_path / "photos"
+    if case != "missing":
+        _write_plate_photos(photos, 2)
+    if case == "no annotations":
+        for path in photos.glob("*.txt"):
+            path.unlink()
+    elif case == "bad lines":
+        for path in photos.glob("*.txt"):
+            path.write_text("30 40 30 40 30 40 30 40 AB123\n")  # zero area: skipped
+    elif case == "no images":
+        for path in photos.glob("*.jpg"):
+            path.unlink()
+    status = demo.main(["--profile", "smoke", "--root", str(tmp_path / "root"), "--finetune_data", str(photos),
+                        "--base_model", str(tmp_path / "model")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2
+    assert len(err) == 1 and err[0].startswith("demo.py: your photos are not usable:"), err
+    assert reason in err[0]
+    assert not (tmp_path / "root").exists()
+
+
+def test_too_few_photos_to_split_exit_2(tmp_path, capsys):
+    photos = tmp_path / "photos"
+    _write_plate_photos(photos, demo.MIN_FINETUNE_IMAGES - 1)
+    (tmp_path / "model").mkdir()
+    assert demo.main(["--profile", "smoke", "--root", str(tmp_path / "root"), "--finetune_data", str(photos),
+                      "--base_model", str(tmp_path / "model")]) == 2
+    assert "at least" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("arguments", [["--finetune_data", "a", "--finetune_train", "b", "--finetune_test", "c"],
+                                       ["--finetune_train", "b"], ["--base_model", "m"]])
+def test_finetune_arguments_that_do_not_fit_together(arguments):
+    with pytest.raises(SystemExit) as raised:
+        demo.main(arguments)
+    assert raised.value.code == 2
+
+
+@pytest.mark.slow
+def test_smoke_finetune_on_a_tiny_folder_then_on_a_given_split(tmp_path, capsys):
+    photos = tmp_path / "photos"
+    _write_plate_photos(photos, 10)
+    before = _listing(photos)
+    root = tmp_path / "root"
+    # No demo model under root yet: the normal (smoke) demo trains it first.
+    assert demo.main(["--profile", "smoke", "--root", str(root), "--finetune_data", str(photos)]) == 0
+    out = capsys.readouterr().out
+    for command in ("$ python synthetic_data.py plates", "$ python data_preprocessor.py stats",
+                    "$ python data_preprocessor.py split", "--pretrained_model_path=", "$ python eval.py"):
+        assert command in out
+    assert "test photos all correct" in out and "outputs/finetune" in out
+    paths = demo.finetune_paths(root)
+    assert len(list(paths.train.glob("*.jpg"))) == 8 and len(list(paths.test.glob("*.jpg"))) == 2
+    assert (paths.model / "latest").is_file()
+    summary = json.loads((paths.outputs / "summary.json").read_text())
+    assert summary["evaluation"]["images"] == 2
+    assert _listing(photos) == before, "the user's folder is only read"
+
+    # Already split data: used in place (no split), the split folder above is its input now.
+    assert demo.main(["--profile", "smoke", "--root", str(tmp_path / "root2"), "--finetune_train",
+                      str(paths.train), "--finetune_test", str(paths.test), "--base_model", str(paths.model)]) == 0
+    out = capsys.readouterr().out
+    assert "$ python data_preprocessor.py split" not in out and "$ python synthetic_data.py" not in out
+    summary = json.loads((demo.finetune_paths(tmp_path / "root2").outputs / "summary.json").read_text())
+    assert summary["evaluation"]["images"] == 2
+
+
+def test_base_backbone_is_read_from_the_newest_checkpoint(tmp_path):
+    (tmp_path / "ckpt-7").mkdir()
+    (tmp_path / "ckpt-7" / "state.json").write_text(json.dumps({"model": {"backbone": "resnet50", "input_size": 512}}))
+    (tmp_path / "latest").write_text("ckpt-7\n")
+    assert demo.base_backbone(tmp_path) == "resnet50"
+    assert demo.newest_step(tmp_path) == 0  # state.json without a step
+    (tmp_path / "ckpt-7" / "state.json").write_text(json.dumps({"step": 7, "model": {"backbone": "resnet50"}}))
+    assert demo.newest_step(tmp_path) == 7
+    assert demo.newest_step(tmp_path / "absent") == 0
+    (tmp_path / "latest").write_text("ckpt-8\n")
+    with pytest.raises(demo.DemoError, match="not a finished train.py checkpoint"):
+        demo.base_backbone(tmp_path)
