@@ -207,6 +207,39 @@ def _reorder(quad: np.ndarray, choice: int) -> np.ndarray:
     return quad
 
 
+def _merged_row(weighted_sum: np.ndarray, score: float) -> np.ndarray:
+    """(9,) row of a merged box: score-weighted mean corners (4, 2) and the summed score."""
+    return np.append((weighted_sum / max(score, 1e-8)).ravel(), score)
+
+
+def _guessed_runs(weighted: np.ndarray, scores: np.ndarray, breaks: np.ndarray, seed_sum: np.ndarray,
+                  seed_score: float):
+    """Running boxes of a window of candidates under a guess of where runs break.
+
+    Args:
+        weighted: (K, 4, 2) score-weighted corners of the window's candidates; scores: (K,).
+        breaks: (K,) bool, the guess: candidate k starts a new run (breaks[0] is False).
+        seed_sum, seed_score: the running box carried into the window (its run includes the seed).
+
+    Returns:
+        starts (K,): offset of the first member of candidate k's run (0 = the seed's run);
+        cum_sum (K+1, 4, 2), cum_score (K+1,): prefix sums of weighted and scores;
+        run_sum (K, 4, 2), run_score (K,): the running box candidate k is compared with (candidate 0:
+        the seed alone).
+    """
+    count = len(scores)
+    member_offsets = np.arange(count)
+    starts = np.maximum.accumulate(np.where(breaks, member_offsets, 0))
+    cum_sum = np.concatenate([np.zeros((1, 4, 2)), np.cumsum(weighted, axis=0)])
+    cum_score = np.concatenate([[0.0], np.cumsum(scores)])
+    previous_start = np.concatenate([[0], starts[:-1]])  # run of candidate k-1
+    in_seed_run = previous_start == 0
+    run_sum = cum_sum[member_offsets] - cum_sum[previous_start] + np.where(in_seed_run[:, None, None], seed_sum, 0.0)
+    run_score = cum_score[member_offsets] - cum_score[previous_start] + np.where(in_seed_run, seed_score, 0.0)
+    run_sum[0], run_score[0] = seed_sum, seed_score
+    return starts, cum_sum, cum_score, run_sum, run_score
+
+
 def _merge_consecutive(boxes: np.ndarray, nms_thres: float) -> np.ndarray:
     """First pass: merge each box into the running box while their IoU > nms_thres.
 
@@ -231,20 +264,8 @@ def _merge_consecutive(boxes: np.ndarray, nms_thres: float) -> np.ndarray:
         breaks = guess_break[position:stop].copy()
         breaks[0] = False  # the first candidate is compared with the seed's run
         count = stop - position
-        # run_start[k]: offset of the first member of the run holding candidate k-1
-        # (offset 0 = the seed's run, which also includes the seed)
-        member_offsets = np.arange(count)
-        starts = np.maximum.accumulate(np.where(breaks, member_offsets, 0))
-        cum_sum = np.concatenate([np.zeros((1, 4, 2)), np.cumsum(weighted[position:stop], axis=0)])
-        cum_score = np.concatenate([[0.0], np.cumsum(scores[position:stop])])
-        previous_start = np.concatenate([[0], starts[:-1]])  # run of candidate k-1
-        in_seed_run = previous_start == 0
-        run_sum = cum_sum[member_offsets] - cum_sum[previous_start] + np.where(
-            in_seed_run[:, None, None], seed_sum, 0.0
-        )
-        run_score = cum_score[member_offsets] - cum_score[previous_start] + np.where(in_seed_run, seed_score, 0.0)
-        # candidate 0 is compared with the seed alone
-        run_sum[0], run_score[0] = seed_sum, seed_score
+        starts, cum_sum, cum_score, run_sum, run_score = _guessed_runs(
+            weighted[position:stop], scores[position:stop], breaks, seed_sum, seed_score)
         running = run_sum / np.maximum(run_score, 1e-8)[:, None, None]
         overlaps = _iou_exceeds(quads[position:stop], running, nms_thres)
         order = _lanms_vertex_order(running, quads[position:stop])
@@ -253,7 +274,7 @@ def _merge_consecutive(boxes: np.ndarray, nms_thres: float) -> np.ndarray:
         # close every run that ended before `wrong`
         closed = np.flatnonzero(breaks[:wrong])
         for offset in closed:
-            merged.append(np.append((run_sum[offset] / max(run_score[offset], 1e-8)).ravel(), run_score[offset]))
+            merged.append(_merged_row(run_sum[offset], run_score[offset]))
         if wrong == count:
             last_start = starts[-1]
             if last_start == 0:
@@ -271,11 +292,11 @@ def _merge_consecutive(boxes: np.ndarray, nms_thres: float) -> np.ndarray:
             seed_sum = current_sum + _reorder(quads[index], order[wrong]) * scores[index]
             seed_score = current_score + scores[index]
         else:
-            merged.append(np.append((current_sum / max(current_score, 1e-8)).ravel(), current_score))
+            merged.append(_merged_row(current_sum, current_score))
             seed_sum, seed_score = weighted[index], scores[index]
         position = index + 1
         window = max(_MIN_CHUNK, min(2 * (wrong + 1), _MAX_CHUNK))
-    merged.append(np.append((seed_sum / max(seed_score, 1e-8)).ravel(), seed_score))
+    merged.append(_merged_row(seed_sum, seed_score))
     return np.asarray(merged, dtype=np.float64)
 
 

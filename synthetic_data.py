@@ -291,8 +291,65 @@ def _draw_trees(rng: np.random.Generator, image: np.ndarray, horizon: int, clutt
             cv2.circle(image, center, int(crown * rng.uniform(0.4, 0.8)), (green * rng.uniform(0.7, 1.2)).tolist(), -1)
 
 
+def _draw_buildings(rng: np.random.Generator, image: np.ndarray, horizon: int, clutter: float) -> None:
+    """Boxes standing on the horizon, some with window grids (more with more clutter); draws in place."""
+    width = image.shape[1]
+    x = int(rng.integers(-40, 10))
+    while x < width:
+        building_w = int(rng.integers(width // 10, width // 3))
+        top = int(rng.integers(0, max(1, horizon - 10)))
+        color = rng.uniform(40, 220, 3)
+        cv2.rectangle(image, (x, top), (x + building_w, horizon), color.tolist(), -1)
+        if rng.random() < 0.7 * clutter:
+            window_color = (color * rng.uniform(0.3, 0.7)).tolist()
+            step_x, step_y = int(rng.integers(12, 30)), int(rng.integers(14, 34))
+            for wy in range(top + 6, horizon - step_y // 2, step_y):
+                for wx in range(x + 5, x + building_w - step_x // 2, step_x):
+                    cv2.rectangle(image, (wx, wy), (wx + step_x // 2, wy + step_y // 2), window_color, -1)
+        x += building_w + int(rng.integers(0, 30))
+
+
+def _draw_asphalt(rng: np.random.Generator, image: np.ndarray, horizon: int) -> None:
+    """Grey ground below the horizon with grain and large blotches; draws in place."""
+    height, width = image.shape[:2]
+    ground = height - horizon
+    base = rng.uniform(50, 140)
+    asphalt = base + rng.normal(0, rng.uniform(3, 14), (ground, width)) + 40 * (
+        _smooth_noise(rng, ground, width, 6) - 0.5
+    )
+    tint = rng.uniform(0.9, 1.1, 3)
+    image[horizon:] = np.clip(asphalt[..., None] * tint, 0, 255)
+
+
+def _draw_lane_markings(rng: np.random.Generator, image: np.ndarray, horizon: int, clutter: float) -> None:
+    """Dashed lane markings converging to a vanishing point on the horizon; draws in place."""
+    height, width = image.shape[:2]
+    ground = height - horizon
+    vanish = (rng.uniform(0.2, 0.8) * width, horizon)
+    marking = (230.0, 230.0, 230.0) if rng.random() < 0.6 else (40.0, 200.0, 230.0)
+    for _ in range(int(round(rng.integers(1, 4) * clutter))):
+        bottom_x = rng.uniform(-0.3, 1.3) * width
+        for t0 in np.arange(0.0, 1.0, 0.12):
+            t1 = t0 + 0.06
+            p0 = (int(vanish[0] + (bottom_x - vanish[0]) * t0), int(horizon + ground * t0))
+            p1 = (int(vanish[0] + (bottom_x - vanish[0]) * t1), int(horizon + ground * t1))
+            cv2.line(image, p0, p1, marking, max(1, int(6 * t1)))
+
+
+def _draw_poles_and_wires(rng: np.random.Generator, image: np.ndarray, horizon: int, clutter: float) -> None:
+    """Vertical poles from the sky to the bottom edge and thin wires across the sky; draws in place."""
+    height, width = image.shape[:2]
+    for _ in range(int(round(rng.integers(0, 4) * clutter))):
+        px = int(rng.integers(0, width))
+        cv2.line(image, (px, int(rng.integers(0, horizon))), (px, height), rng.uniform(20, 120, 3).tolist(),
+                 int(rng.integers(2, 7)))
+    for _ in range(int(round(rng.integers(0, 3) * clutter))):
+        start, end = (0, int(rng.integers(0, horizon))), (width, int(rng.integers(0, horizon)))
+        cv2.line(image, start, end, (30.0, 30.0, 30.0), 1)
+
+
 def draw_street_background(rng: np.random.Generator, width: int, height: int, clutter: float = 1.0) -> np.ndarray:
-    """A street-like backdrop: sky gradient, buildings with windows, asphalt with markings, poles.
+    """A street-like backdrop: sky gradient, buildings with windows, asphalt with markings, trees, poles.
 
     Args:
         rng: the image's random generator.
@@ -308,59 +365,12 @@ def draw_street_background(rng: np.random.Generator, width: int, height: int, cl
     sky_bottom = rng.uniform(120, 255, 3).astype(np.float32)
     image = np.zeros((height, width, 3), np.float32)
     image[:horizon] = sky_top * (1 - rows) + sky_bottom * rows
-
-    # Buildings: boxes standing on the horizon, some with window grids.
-    x = int(rng.integers(-40, 10))
-    while x < width:
-        building_w = int(rng.integers(width // 10, width // 3))
-        top = int(rng.integers(0, max(1, horizon - 10)))
-        color = rng.uniform(40, 220, 3)
-        cv2.rectangle(image, (x, top), (x + building_w, horizon), color.tolist(), -1)
-        if rng.random() < 0.7 * clutter:
-            window_color = (color * rng.uniform(0.3, 0.7)).tolist()
-            step_x, step_y = int(rng.integers(12, 30)), int(rng.integers(14, 34))
-            for wy in range(top + 6, horizon - step_y // 2, step_y):
-                for wx in range(x + 5, x + building_w - step_x // 2, step_x):
-                    cv2.rectangle(image, (wx, wy), (wx + step_x // 2, wy + step_y // 2), window_color, -1)
-        x += building_w + int(rng.integers(0, 30))
-
-    # Asphalt: grey with grain and large blotches, darker toward the camera or not.
-    ground = height - horizon
-    base = rng.uniform(50, 140)
-    asphalt = base + rng.normal(0, rng.uniform(3, 14), (ground, width)) + 40 * (
-        _smooth_noise(rng, ground, width, 6) - 0.5
-    )
-    tint = rng.uniform(0.9, 1.1, 3)
-    image[horizon:] = np.clip(asphalt[..., None] * tint, 0, 255)
-
-    # Lane markings converging to a vanishing point.
-    vanish = (rng.uniform(0.2, 0.8) * width, horizon)
-    marking = (230.0, 230.0, 230.0) if rng.random() < 0.6 else (40.0, 200.0, 230.0)
-    for _ in range(int(round(rng.integers(1, 4) * clutter))):
-        bottom_x = rng.uniform(-0.3, 1.3) * width
-        for t0 in np.arange(0.0, 1.0, 0.12):
-            t1 = t0 + 0.06
-            p0 = (int(vanish[0] + (bottom_x - vanish[0]) * t0), int(horizon + ground * t0))
-            p1 = (int(vanish[0] + (bottom_x - vanish[0]) * t1), int(horizon + ground * t1))
-            cv2.line(image, p0, p1, marking, max(1, int(6 * t1)))
-
-    # Trees: a trunk and a canopy of overlapping discs in greens. They draw from their own generator, so
-    # the rest of the backdrop is the same at every clutter level.
+    _draw_buildings(rng, image, horizon, clutter)
+    _draw_asphalt(rng, image, horizon)
+    _draw_lane_markings(rng, image, horizon, clutter)
+    # Trees draw from their own generator, so the rest of the backdrop is the same at every clutter level.
     _draw_trees(np.random.default_rng(rng.integers(2**32)), image, horizon, clutter)
-
-    # Poles and wires.
-    for _ in range(int(round(rng.integers(0, 4) * clutter))):
-        px = int(rng.integers(0, width))
-        cv2.line(image, (px, int(rng.integers(0, horizon))), (px, height), rng.uniform(20, 120, 3).tolist(), int(rng.integers(2, 7)))
-    for _ in range(int(round(rng.integers(0, 3) * clutter))):
-        cv2.line(
-            image,
-            (0, int(rng.integers(0, horizon))),
-            (width, int(rng.integers(0, horizon))),
-            (30.0, 30.0, 30.0),
-            1,
-        )
-
+    _draw_poles_and_wires(rng, image, horizon, clutter)
     # Texture over everything.
     image += (_smooth_noise(rng, height, width, 12)[..., None] - 0.5) * rng.uniform(10, 50)
     return np.clip(image, 0, 255).astype(np.uint8)
@@ -849,6 +859,20 @@ def _car_decals(rng, canvas, slot, body, front: bool) -> None:
                   _pick(rng, plate_fonts("label")), rng.uniform(0, 80, 3).tolist())
 
 
+def _car_tailgate(rng: np.random.Generator, canvas: np.ndarray, body: np.ndarray, plate_y: int, bumper_y: int) -> None:
+    """A rear view's tailgate edge above the plate, a chrome strip or not, and red reflectors at the
+    bumper's ends; draws into ``canvas`` (car_h, car_w, 3) in place."""
+    car_h, car_w = canvas.shape[:2]
+    line = max(1, car_h // 150)
+    lid_y = plate_y - int(car_h * rng.uniform(0.03, 0.08))
+    cv2.line(canvas, (int(car_w * 0.24), lid_y), (int(car_w * 0.76), lid_y), (body * 0.55).tolist(), line, cv2.LINE_AA)
+    if rng.random() < 0.3:
+        cv2.line(canvas, (int(car_w * 0.26), lid_y - 2 * line), (int(car_w * 0.74), lid_y - 2 * line), (210, 210, 215),
+                 2 * line)
+    for x in (int(car_w * 0.04), int(car_w * 0.88)):
+        cv2.rectangle(canvas, (x, bumper_y + 3 * line), (x + int(car_w * 0.08), bumper_y + 6 * line), (30, 30, 150), -1)
+
+
 def _render_car_around(
     rng: np.random.Generator, flat_w: int, flat_h: int, plate_metres: float, scale: float = 1.0
 ) -> _Car:
@@ -897,14 +921,8 @@ def _render_car_around(
     cv2.rectangle(canvas, (0, bumper_y), (car_w - 1, int(car_h * 0.9)), bumper, -1)
     if front or rng.random() < 0.3:  # air intake or diffuser slots
         _car_grille(rng, canvas, (int(car_w * 0.25), bumper_y + 3, int(car_w * 0.75), int(car_h * 0.88)), body)
-    line = max(1, car_h // 150)
-    if not front:  # the tailgate's edge, a chrome strip or not, and red reflectors at the bumper's ends
-        lid_y = plate_y - int(car_h * rng.uniform(0.03, 0.08))
-        cv2.line(canvas, (int(car_w * 0.24), lid_y), (int(car_w * 0.76), lid_y), (body * 0.55).tolist(), line, cv2.LINE_AA)
-        if rng.random() < 0.3:
-            cv2.line(canvas, (int(car_w * 0.26), lid_y - 2 * line), (int(car_w * 0.74), lid_y - 2 * line), (210, 210, 215), 2 * line)
-        for x in (int(car_w * 0.04), int(car_w * 0.88)):
-            cv2.rectangle(canvas, (x, bumper_y + 3 * line), (x + int(car_w * 0.08), bumper_y + 6 * line), (30, 30, 150), -1)
+    if not front:
+        _car_tailgate(rng, canvas, body, plate_y, bumper_y)
     _car_plate_surround(rng, canvas, (plate_x, plate_y, plate_w, plate_h), body)
     _car_decals(rng, canvas, (plate_x, plate_y, plate_w, plate_h), body, front)
     shading = np.linspace(1.15, 0.75, car_h, dtype=np.float32)[:, None, None]
