@@ -101,14 +101,19 @@ class TrainStepRunner:
 
 
 def distribute_batch(strategy, images, targets):
-    """Split one global batch across ``strategy``'s replicas (equal slices of the first axis)."""
-    replicas = strategy.num_replicas_in_sync
-    if len(images) % replicas:
-        raise ValueError(f"batch_size {len(images)} is not divisible by the {replicas} devices")
-    per_replica = len(images) // replicas
+    """Split this machine's batch across ``strategy``'s local replicas (equal slices of the first axis).
+
+    With one machine that is the global batch; under MultiWorkerMirroredStrategy it is this
+    machine's slice of it (``distribute.Placement.slots``), and machine i's replicas hold the
+    global replica ids i * local_count ... (i + 1) * local_count - 1.
+    """
+    local_count = len(strategy.extended.worker_devices)
+    if len(images) % local_count:
+        raise ValueError(f"batch_size {len(images)} (per machine) is not divisible by the {local_count} devices")
+    per_replica = len(images) // local_count
 
     def slice_for(context):
-        start = context.replica_id_in_sync_group * per_replica
+        start = (context.replica_id_in_sync_group % local_count) * per_replica
         return images[start:start + per_replica], targets[start:start + per_replica]
 
     return strategy.experimental_distribute_values_from_function(slice_for)
