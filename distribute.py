@@ -173,3 +173,29 @@ def fix_keras_multi_worker_logs() -> None:
 
     reduce_per_replica._east_multi_worker_fix = True
     keras_trainer.reduce_per_replica = reduce_per_replica
+
+
+def jax_data_parallel(device_list: str = "", batch_size: int | None = None):
+    """``keras.distribution.DataParallel`` over the JAX devices, or None where there is one.
+
+    Args:
+        device_list: "" = every device of JAX's default platform (all GPUs, else the CPU
+            devices); "0,1" = gpu:0 and gpu:1; Keras device names such as "cpu:0,cpu:1" as given.
+
+    Under DataParallel the step is one XLA program over all devices, the batch split along its
+    first axis and the variables replicated; BatchNorm's batch statistics are reduced over the
+    whole global batch, so the arithmetic is a one-device step's, partitioned. One machine only
+    (several JAX processes would need ``jax.distributed.initialize`` and per-process data).
+    """
+    import keras
+
+    if device_list:
+        devices = [item.strip().lstrip("/") if ":" in item else f"gpu:{int(item)}"
+                   for item in device_list.split(",") if item.strip()]
+    else:
+        devices = keras.distribution.list_devices()
+    if len(devices) <= 1:
+        return None
+    if batch_size is not None and batch_size % len(devices):
+        raise ValueError(f"batch_size {batch_size} is not divisible by the {len(devices)} devices {devices}")
+    return keras.distribution.DataParallel(devices=devices)

@@ -137,9 +137,7 @@ def make_strategy(gpu_list: str):
     with ``TF_CONFIG`` set on every worker (see the module docstring).
     """
     tf = _tensorflow()
-    if tf is None:
-        if gpu_list:
-            log.warning("gpu_list is only used with the TensorFlow backend; ignoring %r", gpu_list)
+    if tf is None:  # JAX: distribute.jax_data_parallel
         return None
     if gpu_list:
         devices = [item.strip() if "/" in item or ":" in item else f"/gpu:{int(item)}"
@@ -217,12 +215,14 @@ def run_training(config: TrainConfig, report: Callable[[str], None] = log.info, 
     import checkpoints
 
     previous_policy = keras.mixed_precision.global_policy()
+    previous_distribution = keras.distribution.distribution()
     try:
         setup = prepare_training(config, report)
         with _output_folder(config, setup.placement) as folder, TrainLogger(config, setup.step, folder) as logger:
             result = train_loop(setup, logger, on_step)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
+        keras.distribution.set_distribution(previous_distribution)
     report(f"training stopped at step {result['step']}; checkpoint "
            f"{Path(config.checkpoint_path) / checkpoints.checkpoint_name(result['step'])}")
     return result
@@ -302,7 +302,12 @@ def _set_devices_and_precision(config: TrainConfig):
     import distribute
 
     strategy, placement = None, distribute.Placement()
-    if _tensorflow() is not None and (config.worker_hosts or distribute.cluster_from_environment()):
+    if _tensorflow() is None:
+        if config.worker_hosts:
+            raise ValueError("--worker_hosts (several machines) needs the TensorFlow backend")
+        # JAX: every device trains one model (the batch split across them), or one device.
+        keras.distribution.set_distribution(distribute.jax_data_parallel(config.gpu_list, config.batch_size))
+    elif config.worker_hosts or distribute.cluster_from_environment():
         # Before anything else runs TensorFlow operations: the strategy sets up the collectives.
         strategy, placement = distribute.multi_worker_strategy(config.worker_hosts, config.task_index)
     use_gpu = _gpu_count() > 0

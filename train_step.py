@@ -27,7 +27,9 @@ class TrainStepRunner:
 
     Args:
         trainer: a compiled keras.Model (``trainer.compile(...)`` done).
-        strategy: a ``tf.distribute`` strategy whose scope built ``trainer``, or None.
+        strategy: a ``tf.distribute`` strategy whose scope built ``trainer``, or None. Under
+            JAX the distribution is Keras' global one (``keras.distribution.set_distribution``,
+            set before ``trainer`` was built); batches are laid out by it.
 
     ``run(images, targets)`` performs one optimizer step on one batch (numpy or device arrays,
     the global batch when a strategy splits it) and returns ``{name: device scalar}``.
@@ -64,6 +66,8 @@ class TrainStepRunner:
         return trainer.train_function(iter([(images, targets, None)]))
 
     def _run_jax(self, images, targets) -> dict:
+        import keras
+
         trainer = self.trainer
         if self._state is None:
             trainer.reset_metrics()
@@ -74,6 +78,11 @@ class TrainStepRunner:
         # The compiled step donates its state argument: the metric totals go in as fresh
         # host zeros every step (that is the per-step reset), the rest is the previous output.
         state = (*self._state, list(self._fresh_metrics))
+        distribution = keras.distribution.distribution()
+        if distribution is not None:
+            # keras.distribution.DataParallel: each device gets its slice of the batch's first axis.
+            images, targets = (keras.distribution.distribute_tensor(array, distribution.get_data_layout(array.shape))
+                               for array in (images, targets))
         logs, (trainable, non_trainable, optimizer_values, _) = trainer.train_function(
             state, iter([(images, targets, None)]))
         self._state = (trainable, non_trainable, optimizer_values)
