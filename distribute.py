@@ -89,7 +89,8 @@ def cluster_from_environment() -> dict | None:
     try:
         tf_config = json.loads(text)
         tasks = sum(len(hosts) for hosts in tf_config["cluster"].values())
-        tf_config["task"]["type"], tf_config["task"]["index"]
+        if not {"type", "index"} <= set(tf_config["task"]):
+            raise KeyError("task needs 'type' and 'index'")
     except (ValueError, KeyError, TypeError, AttributeError) as error:
         raise ValueError(f"{TF_CONFIG_VARIABLE} must be JSON with 'cluster' and 'task' "
                          f"({type(error).__name__}: {error}), got {text[:200]!r}") from None
