@@ -41,6 +41,17 @@ def _epoch_order(seed: int, epoch: int, count: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch, count]).permutation(count)
 
 
+def _slot_range(batch_size: int, slots: tuple[int, int] | None) -> range:
+    """The slots of the global batch built here: all of them, or [start, stop) (one worker's slice)."""
+    if slots is None:
+        return range(batch_size)
+    start, stop = (int(value) for value in slots)
+    if not 0 <= start < stop <= batch_size:
+        raise ValueError(f"slots must be (start, stop) with 0 <= start < stop <= batch_size {batch_size}, "
+                         f"got {slots}")
+    return range(start, stop)
+
+
 def _batch_shapes(batch_size: int, config: AugmentConfig) -> tuple[tuple[int, ...], tuple[int, ...]]:
     map_size = config.input_size // network_io.OUTPUT_STRIDE
     return ((batch_size, config.input_size, config.input_size, 3),
@@ -56,15 +67,17 @@ def _batch_layout(batch_size: int, config: AugmentConfig) -> tuple[int, int]:
 
 
 def _build_batch(samples: Sequence[Sample], seed: int, step: int, batch_size: int, config: AugmentConfig,
-                 out: tuple[np.ndarray, np.ndarray] | None = None):
-    """(images, targets, problems) for one step, written into out when given; see make_batch."""
+                 out: tuple[np.ndarray, np.ndarray] | None = None, slots: tuple[int, int] | None = None):
+    """(images, targets, problems) for one step's slots (default all), written into out when
+    given; row i holds slot slots[0] + i. See make_batch."""
     count = len(samples)
+    slot_range = _slot_range(batch_size, slots)
     if out is None:
-        images_shape, targets_shape = _batch_shapes(batch_size, config)
+        images_shape, targets_shape = _batch_shapes(len(slot_range), config)
         out = np.empty(images_shape, np.uint8), np.empty(targets_shape, np.float32)
     images, targets = out
     problems = []
-    for slot in range(batch_size):
+    for row, slot in enumerate(slot_range):
         # Each image once per epoch, in a seeded order; retries draw from the slot's own generator.
         position = step * batch_size + slot
         index = int(_epoch_order(seed, position // count, count)[position % count])
@@ -81,23 +94,26 @@ def _build_batch(samples: Sequence[Sample], seed: int, step: int, batch_size: in
         else:
             raise DataError(f"no usable training example after {MAX_DRAWS_PER_SLOT} draws for step {step}, "
                             f"slot {slot}" + (f"; last problem: {problems[-1]}" if problems else ""))
-        write_rgb(example["image_bgr"], images[slot])
-        targets[slot, ..., network_io.SCORE_SLICE] = example["score_map"]
-        targets[slot, ..., network_io.GEO_SLICE] = example["geo_map"]
-        targets[slot, ..., network_io.MASK_SLICE] = example["training_mask"]
+        write_rgb(example["image_bgr"], images[row])
+        targets[row, ..., network_io.SCORE_SLICE] = example["score_map"]
+        targets[row, ..., network_io.GEO_SLICE] = example["geo_map"]
+        targets[row, ..., network_io.MASK_SLICE] = example["training_mask"]
     return images, targets, problems
 
 
 def make_batch(samples: Sequence[Sample], seed: int, step: int, batch_size: int,
-               config: AugmentConfig = AugmentConfig()) -> tuple[np.ndarray, np.ndarray]:
+               config: AugmentConfig = AugmentConfig(),
+               slots: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The training batch of one global step: a pure function of (seed, step, slot), no hidden state.
 
     Slot i of step s takes image number ``s * batch_size + i`` of a seeded per-epoch permutation
     and augments it with ``np.random.default_rng([seed, s, i])``; an unreadable image or a failed
     crop moves on to another image drawn from that same generator (logged, not fatal).
+    ``slots=(start, stop)`` builds only those slots of the global batch of ``batch_size`` (one
+    worker's slice in multi-machine training); the rows equal those of the whole batch.
 
     Returns:
-        images uint8 (B, S, S, 3) RGB pixels (a quarter of float32's bytes to copy and send to
+        images uint8 (B, S, S, 3) (B = stop - start with slots) RGB pixels (a quarter of float32's bytes to copy and send to
         the device; ``model.training_model`` scales them to [-1, 1] there); targets float32
         (B, S/4, S/4, 7):
         [0] score_map, [1:6] geo_map (top, right, bottom, left px, angle rad), [6] training_mask.
@@ -106,7 +122,7 @@ def make_batch(samples: Sequence[Sample], seed: int, step: int, batch_size: int,
         ValueError: empty samples or batch_size < 1. DataError: a slot found no usable image.
     """
     _check_batch_args(samples, batch_size)
-    images, targets, problems = _build_batch(samples, seed, step, batch_size, config)
+    images, targets, problems = _build_batch(samples, seed, step, batch_size, config, slots=slots)
     for problem in problems:
         log.warning("skipped while building step %d: %s", step, problem)
     return images, targets
@@ -145,13 +161,13 @@ class _SharedBatch:
 _WORKER_STATE: dict = {}
 
 
-def _init_worker(samples, seed, batch_size, config):
+def _init_worker(samples, seed, batch_size, config, slots=None):
     # Ctrl-C in a terminal reaches the whole process group: the parent stops the stream (and
     # so the workers); a worker that raised KeyboardInterrupt would only print a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # One OpenCV thread per worker process: the parallelism comes from the processes.
     cv2.setNumThreads(1)
-    _WORKER_STATE.update(samples=samples, seed=seed, batch_size=batch_size, config=config, blocks={})
+    _WORKER_STATE.update(samples=samples, seed=seed, batch_size=batch_size, config=config, slots=slots, blocks={})
 
 
 def _worker_batch(step: int, block_name: str | None):
@@ -160,13 +176,14 @@ def _worker_batch(step: int, block_name: str | None):
     state = _WORKER_STATE
     arguments = (state["samples"], state["seed"], step, state["batch_size"], state["config"])
     if block_name is None:
-        return _build_batch(*arguments)
+        return _build_batch(*arguments, slots=state["slots"])
     block = state["blocks"].get(block_name)
     if block is None:
-        block = state["blocks"][block_name] = _SharedBatch(state["batch_size"], state["config"], block_name)
+        rows = len(_slot_range(state["batch_size"], state["slots"]))
+        block = state["blocks"][block_name] = _SharedBatch(rows, state["config"], block_name)
     images, targets = block.arrays()
     try:
-        return _build_batch(*arguments, out=(images, targets))[2]
+        return _build_batch(*arguments, out=(images, targets), slots=state["slots"])[2]
     finally:
         del images, targets  # no view may outlive the call, or the block cannot be closed
 
@@ -182,7 +199,7 @@ def _shared_memory_fits(nbytes: int) -> bool:
 class BatchStream:
     """Endless ordered batches for steps start_step, start_step + 1, ... built by worker processes.
 
-    Batch k equals ``make_batch(samples, seed, start_step + k, batch_size, config)`` whatever
+    Batch k equals ``make_batch(samples, seed, start_step + k, batch_size, config, slots)`` whatever
     nb_workers is, so a run resumed at step S sees the batches an uninterrupted run sees.
 
     Use ``for images, targets in stream``, ``next(stream)``, or ``model.fit(iter(stream),
@@ -196,6 +213,8 @@ class BatchStream:
         prefetch: batches requested ahead of the consumer (default 2 * nb_workers).
         mp_context: multiprocessing start method; default "forkserver" where available (safe with
             TensorFlow/JAX threads in the parent), else "spawn".
+        slots: (start, stop): build only those slots of each global batch of batch_size (this
+            machine's slice in multi-worker training, see distribute.py); None = all.
 
     Attributes:
         skipped: collections.Counter of "file: reason" -> how many times it was skipped.
@@ -203,8 +222,10 @@ class BatchStream:
 
     def __init__(self, samples: Sequence[Sample], *, seed: int, start_step: int = 0, batch_size: int,
                  config: AugmentConfig = AugmentConfig(), nb_workers: int = 4, prefetch: int | None = None,
-                 mp_context: str | None = None):
+                 mp_context: str | None = None, slots: tuple[int, int] | None = None):
         _check_batch_args(samples, batch_size)
+        self._slots = None if slots is None else tuple(int(value) for value in slots)
+        self._rows = len(_slot_range(batch_size, self._slots))
         if nb_workers < 0:
             raise ValueError(f"nb_workers must be >= 0, got {nb_workers}")
         self._samples = list(samples)
@@ -237,19 +258,20 @@ class BatchStream:
         for step in itertools.count(start_step):
             if self._closed:
                 return
-            images, targets, problems = _build_batch(self._samples, self._seed, step, self._batch_size, self._config)
+            images, targets, problems = _build_batch(self._samples, self._seed, step, self._batch_size, self._config,
+                                                     slots=self._slots)
             self._record(problems)
             yield images, targets
 
     def _batches_from_workers(self, start_step: int):
-        block_nbytes = _batch_layout(self._batch_size, self._config)[1]
+        block_nbytes = _batch_layout(self._rows, self._config)[1]
         if _shared_memory_fits(self._prefetch * block_nbytes):
-            self._blocks = [_SharedBatch(self._batch_size, self._config) for _ in range(self._prefetch)]
+            self._blocks = [_SharedBatch(self._rows, self._config) for _ in range(self._prefetch)]
         else:
             log.info("not enough room in /dev/shm for %d batches; workers send batches through pipes", self._prefetch)
         self._executor = ProcessPoolExecutor(
             self._nb_workers, mp_context=multiprocessing.get_context(self._mp_context), initializer=_init_worker,
-            initargs=(self._samples, self._seed, self._batch_size, self._config))
+            initargs=(self._samples, self._seed, self._batch_size, self._config, self._slots))
         steps = itertools.count(start_step)
         slots = self._blocks or [None] * self._prefetch
         pending = collections.deque(

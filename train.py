@@ -9,11 +9,12 @@ learning-rate schedule) and the data stream position are restored. --pretrained_
 starts a new run (fresh optimizer, step 0) from another run's weights, for fine-tuning.
 
 Several GPUs: all visible GPUs (or --gpu_list=0,1) train one model with
-``tf.distribute.MirroredStrategy``; each step's --batch_size images are split across them.
-Several machines: run this script on each with ``TF_CONFIG`` set (cluster + task) and
-construct ``tf.distribute.MultiWorkerMirroredStrategy()`` in ``make_strategy``; the data
-stream would then need one shard per worker (``BatchStream`` seeded by worker index) and
-only the chief should write checkpoints. That path is documented, not exercised.
+``tf.distribute.MirroredStrategy`` (TensorFlow) or ``keras.distribution.DataParallel`` (JAX);
+each step's --batch_size images are split across them.
+Several machines (TensorFlow backend): the same command on each machine plus
+``--worker_hosts=h1:port,h2:port --task_index=N`` (or ``TF_CONFIG``), a --checkpoint_path
+folder every machine sees; ``tf.distribute.MultiWorkerMirroredStrategy`` trains, each machine
+builds its slice of every global batch and only task 0 writes (see distribute.py).
 
 The library entry point is ``run_training(TrainConfig(...))``; flags are defined only when
 this file runs as a script.
@@ -26,6 +27,7 @@ import dataclasses
 import io
 import logging
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -52,7 +54,9 @@ class TrainConfig:
     are accepted too), log_steps (train_log.csv / TensorBoard / progress period), progress
     (show a tqdm bar), text_width_range (None: EAST-tf2's random_scale; (low, high): scale each
     text crop so one box is low..high * input_size wide, see augmentation.AugmentConfig),
-    allow_flag_change (resume with changed resume_flags.CHECKED flags).
+    allow_flag_change (resume with changed resume_flags.CHECKED flags),
+    worker_hosts/task_index (several machines: "h1:port,h2:port" and this machine's index in it,
+    see distribute.py; "" = one machine, or the cluster in TF_CONFIG).
     """
 
     input_size: int = 512
@@ -86,6 +90,8 @@ class TrainConfig:
     progress: bool = True
     text_width_range: tuple[float, float] | None = None
     allow_flag_change: bool = False
+    worker_hosts: str = ""
+    task_index: int = 0
 
     def __post_init__(self):
         if self.geometry not in GEOMETRIES:
@@ -104,6 +110,10 @@ class TrainConfig:
             raise ValueError(f"init_learning_rate must be positive, got {self.init_learning_rate}")
         from augmentation import check_text_width_range
         check_text_width_range(self.text_width_range)
+        if self.worker_hosts:
+            import distribute
+            hosts = distribute.tf_config_from_hosts(self.worker_hosts, self.task_index)["cluster"]["worker"]
+            distribute.Placement(self.task_index, len(hosts)).slots(self.batch_size)
 
     @property
     def model_config(self) -> dict:
@@ -130,9 +140,7 @@ def make_strategy(gpu_list: str):
     with ``TF_CONFIG`` set on every worker (see the module docstring).
     """
     tf = _tensorflow()
-    if tf is None:
-        if gpu_list:
-            log.warning("gpu_list is only used with the TensorFlow backend; ignoring %r", gpu_list)
+    if tf is None:  # JAX: distribute.jax_data_parallel
         return None
     if gpu_list:
         devices = [item.strip() if "/" in item or ":" in item else f"/gpu:{int(item)}"
@@ -170,7 +178,8 @@ class TrainingSetup:
     samples: the training Samples; augment: their AugmentConfig; network: the inference model
     (``model.build_east``) whose weights are checkpointed; trainer: the compiled training model;
     schedule: the learning-rate schedule (step -> lr); strategy: a tf.distribute strategy or None;
-    step: the steps already done (the restored checkpoint's, else 0).
+    step: the steps already done (the restored checkpoint's, else 0); placement: this machine's
+    distribute.Placement (its slice of each batch; whether it writes into checkpoint_path).
     """
 
     config: TrainConfig
@@ -181,6 +190,7 @@ class TrainingSetup:
     schedule: object
     strategy: object
     step: int
+    placement: object = None
 
 
 def run_training(config: TrainConfig, report: Callable[[str], None] = log.info, *,
@@ -188,11 +198,15 @@ def run_training(config: TrainConfig, report: Callable[[str], None] = log.info, 
     """Train (or resume training) EAST as ``config`` says, holding the checkpoint folder's lock
     (run_lock.RunLock: a second run on the same folder is refused) from before any clean-up to
     the end, errors and Ctrl-C included. Arguments, result and errors: ``_run_training``, plus
-    run_lock.RunLockError."""
+    run_lock.RunLockError. Only the chief of a multi-machine run locks the shared folder: the other
+    machines write nothing there."""
     import checkpoints
+    import distribute
     import run_lock
 
     checkpoints.check_training_folder(config.checkpoint_path, LOG_COLUMNS)
+    if not distribute.this_placement(config.worker_hosts, config.task_index).is_chief:
+        return _run_training(config, report, on_step=on_step)
     with run_lock.RunLock(config.checkpoint_path, report):
         return _run_training(config, report, on_step=on_step)
 
@@ -222,15 +236,30 @@ def _run_training(config: TrainConfig, report: Callable[[str], None] = log.info,
     import checkpoints
 
     previous_policy = keras.mixed_precision.global_policy()
+    previous_distribution = keras.distribution.distribution()
     try:
         setup = prepare_training(config, report)
-        with TrainLogger(config, setup.step) as logger:
+        with _output_folder(config, setup.placement) as folder, TrainLogger(config, setup.step, folder) as logger:
             result = train_loop(setup, logger, on_step)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
+        keras.distribution.set_distribution(previous_distribution)
     report(f"training stopped at step {result['step']}; checkpoint "
            f"{Path(config.checkpoint_path) / checkpoints.checkpoint_name(result['step'])}")
     return result
+
+
+@contextlib.contextmanager
+def _output_folder(config: TrainConfig, placement):
+    """Where this process writes: checkpoint_path for the chief; for the other machines of a
+    multi-worker run a scratch folder, deleted at the end (their saves join the chief's collectives)."""
+    if placement is None or placement.is_chief:
+        yield Path(config.checkpoint_path)
+        return
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix=f"east-worker{placement.worker_index}-") as scratch:
+        yield Path(scratch)
 
 
 def prepare_training(config: TrainConfig, report: Callable[[str], None] = log.info) -> TrainingSetup:
@@ -245,14 +274,15 @@ def prepare_training(config: TrainConfig, report: Callable[[str], None] = log.in
     dataset = data_preprocessor.load_dataset(config.training_data_path, config.annotation_format,
                                              strict=config.strict, skip_unannotated=config.skip_unannotated)
     report(f"training data {config.training_data_path}: {dataset.summary()}")
-    strategy = _set_devices_and_precision(config)
+    strategy, placement = _set_devices_and_precision(config)
+    placement.slots(config.batch_size)  # ValueError now, not in the data workers
     scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
     with scope:
         network, trainer, schedule = _build_model(config, source_state)
         trainer.optimizer.build(trainer.trainable_variables)
         step = _restore(config, latest, resume_state, network, trainer.optimizer, report)
     return TrainingSetup(config, dataset.samples, augment_config(config), network, trainer, schedule,
-                         strategy, step)
+                         strategy, step, placement)
 
 
 def augment_config(config: TrainConfig):
@@ -292,17 +322,30 @@ def _check_resume(config: TrainConfig, report: Callable[[str], None]):
 
 
 def _set_devices_and_precision(config: TrainConfig):
-    """The distribution strategy (or None); seeds, op determinism and the precision policy set."""
+    """(distribution strategy or None, distribute.Placement); seeds, op determinism and the
+    precision policy set."""
     import keras
 
+    import distribute
+
+    strategy, placement = None, distribute.Placement()
+    if _tensorflow() is None:
+        if config.worker_hosts:
+            raise ValueError("--worker_hosts (several machines) needs the TensorFlow backend")
+        # JAX: every device trains one model (the batch split across them), or one device.
+        keras.distribution.set_distribution(distribute.jax_data_parallel(config.gpu_list, config.batch_size))
+    elif config.worker_hosts or distribute.cluster_from_environment():
+        # Before anything else runs TensorFlow operations: the strategy sets up the collectives.
+        strategy, placement = distribute.multi_worker_strategy(config.worker_hosts, config.task_index)
     use_gpu = _gpu_count() > 0
-    strategy = make_strategy(config.gpu_list)
+    if strategy is None:
+        strategy = make_strategy(config.gpu_list)
     _set_determinism(config.seed, use_gpu)
     if config.mixed_precision:
         # float16 with loss scaling where a GPU runs (fast on every CUDA GPU, T4 included);
         # bfloat16 elsewhere. Outputs and losses stay float32 (model.RboxOutputs).
         keras.mixed_precision.set_global_policy("mixed_float16" if use_gpu and _tensorflow() else "mixed_bfloat16")
-    return strategy
+    return strategy, placement
 
 
 def _build_model(config: TrainConfig, source_state: dict | None):
@@ -357,16 +400,17 @@ def _restore(config: TrainConfig, latest, resume_state, network, optimizer, repo
 class TrainLogger:
     """Owns what a run reports per logged step: train_log.csv, TensorBoard scalars, the tqdm bar.
 
-    Opening it cleans leftovers of interrupted saves and cuts train_log.csv back to the rows up
+    It writes into ``folder`` (default config.checkpoint_path; a scratch folder on the
+    non-chief machines of a multi-worker run). Opening it cleans leftovers of interrupted saves and cuts train_log.csv back to the rows up
     to ``step`` (a resumed run rewrites what the killed one logged after its last checkpoint).
     ``step_done()`` after every step; ``write(step, losses, lr)`` on logged steps (it computes
     images/s over the steps since the previous row); ``close()`` (or ``with``) at the end.
     """
 
-    def __init__(self, config: TrainConfig, step: int):
+    def __init__(self, config: TrainConfig, step: int, folder: Path | None = None):
         import checkpoints
 
-        self.folder = Path(config.checkpoint_path)
+        self.folder = Path(config.checkpoint_path if folder is None else folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         checkpoints.clean_temporary(self.folder)
         self._batch_size = config.batch_size
@@ -438,7 +482,9 @@ def train_loop(setup: TrainingSetup, logger: TrainLogger, on_step: Callable[[int
     runner = train_step.TrainStepRunner(setup.trainer, setup.strategy)
     with data_preprocessor.BatchStream(setup.samples, seed=config.seed, start_step=step,
                                        batch_size=config.batch_size, config=setup.augment,
-                                       nb_workers=config.nb_workers) as stream:
+                                       nb_workers=config.nb_workers,
+                                       slots=setup.placement.slots(config.batch_size) if setup.placement else None
+                                       ) as stream:
         while step < config.max_steps:
             images, targets = next(stream)
             # Device values: the host goes on to the next batch while this step runs;
@@ -475,7 +521,10 @@ def _log_and_save(setup: TrainingSetup, runner, logger: TrainLogger, logs: dict,
                  "flags": resume_flags.recorded(config), "data_position": {"seed": config.seed, "next_step": step}}
         saved = checkpoints.save_checkpoint(logger.folder, step, setup.network, setup.trainer.optimizer, state,
                                             max_to_keep=config.max_to_keep)
-        log.info("checkpoint saved: %s", saved)
+        if setup.placement is not None and not setup.placement.is_chief:
+            shutil.rmtree(saved)  # a non-chief's copy: written only to take part in the save
+        else:
+            log.info("checkpoint saved: %s", saved)
 
 
 def _prepare_train_log(path: Path, last_step: int) -> None:
@@ -567,6 +616,11 @@ def define_flags() -> None:
     flags.DEFINE_float("bn_momentum", defaults.bn_momentum,
                        "momentum of every BatchNorm's moving statistics; 0 keeps the network's own (0.997, "
                        "backbone 0.99/0.999). Short runs from scratch need ~0.9 or inference sees stale statistics")
+    flags.DEFINE_string("worker_hosts", defaults.worker_hosts,
+                        "several machines (TensorFlow): host:port of every machine, the same list everywhere, "
+                        "the first is the chief, e.g. 10.0.0.1:2222,10.0.0.2:2222; empty = one machine "
+                        "(or the cluster in TF_CONFIG)")
+    flags.DEFINE_integer("task_index", defaults.task_index, "this machine's position in --worker_hosts")
     flags.DEFINE_string("text_width_range", "",
                         "e.g. 0.03,0.6: scale each text crop so one random box is 3..60% of --input_size wide "
                         "(log-uniform), whatever the photo's resolution; empty = EAST-tf2's random scale")
@@ -600,6 +654,7 @@ def main(argv, *, on_step: Callable[[int], None] | None = None) -> int:
 
     import checkpoints
     import data_preprocessor
+    import distribute
     import model as east_model
     import run_lock
 
@@ -608,6 +663,8 @@ def main(argv, *, on_step: Callable[[int], None] | None = None) -> int:
         return 2
     try:
         config = config_from_flags(flags.FLAGS)
+        # The cluster (--worker_hosts or TF_CONFIG) and the batch's split across it, checked up front.
+        distribute.this_placement(config.worker_hosts, config.task_index).slots(config.batch_size)
     except ValueError as error:
         print(f"train.py: {error}", file=sys.stderr)
         return 2

@@ -27,7 +27,9 @@ class TrainStepRunner:
 
     Args:
         trainer: a compiled keras.Model (``trainer.compile(...)`` done).
-        strategy: a ``tf.distribute`` strategy whose scope built ``trainer``, or None.
+        strategy: a ``tf.distribute`` strategy whose scope built ``trainer``, or None. Under
+            JAX the distribution is Keras' global one (``keras.distribution.set_distribution``,
+            set before ``trainer`` was built); batches are laid out by it.
 
     ``run(images, targets)`` performs one optimizer step on one batch (numpy or device arrays,
     the global batch when a strategy splits it) and returns ``{name: device scalar}``.
@@ -64,6 +66,8 @@ class TrainStepRunner:
         return trainer.train_function(iter([(images, targets, None)]))
 
     def _run_jax(self, images, targets) -> dict:
+        import keras
+
         trainer = self.trainer
         if self._state is None:
             trainer.reset_metrics()
@@ -74,6 +78,11 @@ class TrainStepRunner:
         # The compiled step donates its state argument: the metric totals go in as fresh
         # host zeros every step (that is the per-step reset), the rest is the previous output.
         state = (*self._state, list(self._fresh_metrics))
+        distribution = keras.distribution.distribution()
+        if distribution is not None:
+            # keras.distribution.DataParallel: each device gets its slice of the batch's first axis.
+            images, targets = (keras.distribution.distribute_tensor(array, distribution.get_data_layout(array.shape))
+                               for array in (images, targets))
         logs, (trainable, non_trainable, optimizer_values, _) = trainer.train_function(
             state, iter([(images, targets, None)]))
         self._state = (trainable, non_trainable, optimizer_values)
@@ -101,14 +110,19 @@ class TrainStepRunner:
 
 
 def distribute_batch(strategy, images, targets):
-    """Split one global batch across ``strategy``'s replicas (equal slices of the first axis)."""
-    replicas = strategy.num_replicas_in_sync
-    if len(images) % replicas:
-        raise ValueError(f"batch_size {len(images)} is not divisible by the {replicas} devices")
-    per_replica = len(images) // replicas
+    """Split this machine's batch across ``strategy``'s local replicas (equal slices of the first axis).
+
+    With one machine that is the global batch; under MultiWorkerMirroredStrategy it is this
+    machine's slice of it (``distribute.Placement.slots``), and machine i's replicas hold the
+    global replica ids i * local_count ... (i + 1) * local_count - 1.
+    """
+    local_count = len(strategy.extended.worker_devices)
+    if len(images) % local_count:
+        raise ValueError(f"batch_size {len(images)} (per machine) is not divisible by the {local_count} devices")
+    per_replica = len(images) // local_count
 
     def slice_for(context):
-        start = context.replica_id_in_sync_group * per_replica
+        start = (context.replica_id_in_sync_group % local_count) * per_replica
         return images[start:start + per_replica], targets[start:start + per_replica]
 
     return strategy.experimental_distribute_values_from_function(slice_for)

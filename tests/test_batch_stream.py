@@ -77,3 +77,22 @@ def test_bad_batch_arguments_raise():
     with pytest.raises(ValueError, match="input_size"):
         AugmentConfig(input_size=30)
 
+
+
+@pytest.mark.parametrize("nb_workers", [0, 1])
+def test_worker_slices_put_together_are_the_global_batch(small_dataset, nb_workers):
+    """Multi-machine training: each machine builds slots [start, stop) of every global batch."""
+    config = AugmentConfig(input_size=64)
+    whole = [batch_stream.make_batch(small_dataset, 5, step, 4, config) for step in (2, 3)]
+    halves = []
+    for slots in ((0, 2), (2, 4)):
+        with batch_stream.BatchStream(small_dataset, seed=5, start_step=2, batch_size=4, config=config,
+                                      nb_workers=nb_workers, slots=slots) as stream:
+            halves.append([next(stream) for _ in whole])
+    for index, (images, targets) in enumerate(whole):
+        np.testing.assert_array_equal(np.concatenate([half[index][0] for half in halves]), images)
+        np.testing.assert_array_equal(np.concatenate([half[index][1] for half in halves]), targets)
+    np.testing.assert_array_equal(batch_stream.make_batch(small_dataset, 5, 2, 4, config, slots=(1, 3))[0],
+                                  whole[0][0][1:3])
+    with pytest.raises(ValueError, match="slots"):
+        batch_stream.make_batch(small_dataset, 5, 2, 4, config, slots=(3, 5))
