@@ -19,8 +19,9 @@ import multiprocessing
 import os
 import shutil
 import signal
+import threading
 from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import shared_memory
+from multiprocessing import connection, shared_memory
 from typing import Iterator, Sequence
 
 import cv2
@@ -167,7 +168,30 @@ def _init_worker(samples, seed, batch_size, config, slots=None):
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # One OpenCV thread per worker process: the parallelism comes from the processes.
     cv2.setNumThreads(1)
+    _exit_with_parent()
     _WORKER_STATE.update(samples=samples, seed=seed, batch_size=batch_size, config=config, slots=slots, blocks={})
+
+
+def _exit_with_parent() -> None:
+    """Ends this worker as soon as the process that started it ends, however it ends.
+
+    After a SIGKILL of the trainer nothing sends the workers their stop sentinel, and each worker
+    holds the write end of its own task queue, the forkserver's "alive" pipe and the resource
+    tracker's pipe: without this, workers, forkserver and tracker all wait on each other forever
+    (holding the trainer's stdout/stderr). multiprocessing's parent sentinel (a pipe end on POSIX,
+    a process handle on Windows) becomes ready when the parent ends; a daemon thread waits on it.
+    Exiting without cleanup is right here: the parent owns the shared blocks, and the resource
+    tracker unlinks them once every process holding its pipe is gone.
+    """
+    parent = multiprocessing.parent_process()
+    if parent is None or parent.sentinel is None:
+        return
+
+    def watch():
+        connection.wait([parent.sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _worker_batch(step: int, block_name: str | None):

@@ -122,3 +122,15 @@ def geo_loss(y_true, y_pred, normalization: str = "all_pixels"):
 def east_loss(y_true, y_pred):
     """EAST loss: ``score_loss + geo_loss``, a float32 scalar (see the module docstring)."""
     return score_loss(y_true, y_pred) + geo_loss(y_true, y_pred)
+
+
+def east_loss_for_fit(y_true, y_pred):
+    """``east_loss`` as float32 (1,), the form to give ``Model.compile``.
+
+    Keras scales a loss by 1 / replicas under ``tf.distribute`` inside its own reduction, which it
+    skips for a loss that is already a scalar; the trainer still multiplies the logged loss by the
+    replica count. With a scalar, two devices logged twice the loss and summed two full-size data
+    gradients against one L2 term. A (1,) value goes through that reduction (a mean over one
+    element), so a split batch trains and logs as one device does.
+    """
+    return ops.reshape(east_loss(y_true, y_pred), (1,))

@@ -371,7 +371,7 @@ def _build_model(config: TrainConfig, source_state: dict | None):
     schedule = keras.optimizers.schedules.ExponentialDecay(
         config.init_learning_rate, decay_steps=config.lr_decay_steps,
         decay_rate=config.lr_decay_rate, staircase=True)
-    trainer.compile(optimizer=keras.optimizers.Adam(schedule), loss=losses.east_loss,
+    trainer.compile(optimizer=keras.optimizers.Adam(schedule), loss=losses.east_loss_for_fit,
                     metrics=[losses.score_loss, losses.geo_loss])
     return network, trainer, schedule
 

@@ -54,6 +54,20 @@ app.run(lambda argv: sys.exit(train.main(argv, on_step=kill)))
 """
 
 
+def session_members(session_id: int) -> list[int]:
+    """Live (not zombie) processes of a session, from /proc (Linux)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == session_id and fields[0] != "Z":
+                members.append(int(entry.name))
+    return members
+
+
 def kill_after_step_cli(train_cli: list[str], step: int) -> list[str]:
     """``train_cli`` ([python, "train.py", flags...]) rewritten to be SIGKILLed after ``step``."""
     return [train_cli[0], "-c", KILL_AFTER_STEP_DRIVER, str(step), *train_cli[2:]]

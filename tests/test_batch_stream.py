@@ -1,10 +1,17 @@
 """Tests for batch_stream.py: batches are a pure function of (seed, step, slot), whatever the workers."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
 import numpy as np
 import pytest
 
 import batch_stream
 from augmentation import AugmentConfig
 from samples import DataError, Sample
+from conftest import REPO_ROOT, session_members
 from test_augmentation import marked_scene
 
 
@@ -57,6 +64,46 @@ def test_batch_stream_reports_a_dataset_without_usable_images_and_stops_when_clo
     stream.close()
     with pytest.raises(StopIteration):
         next(stream)
+
+
+# Takes one batch from two workers, prints their number and the shared blocks' names, then SIGKILLs itself.
+KILLED_CONSUMER = """
+import multiprocessing, os, signal, sys
+import numpy as np
+import batch_stream
+from augmentation import AugmentConfig
+from samples import Sample
+image = sys.argv[1]
+sample = Sample(image, None, np.zeros((0, 4, 2), np.float32), np.zeros(0, bool), (), (360, 640))
+stream = batch_stream.BatchStream([sample], seed=0, batch_size=1, config=AugmentConfig(input_size=64), nb_workers=2)
+next(stream)
+print(len(multiprocessing.active_children()), *(block.memory.name for block in stream._blocks), flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the process table from /proc")
+def test_workers_end_when_the_consumer_is_killed(small_dataset, tmp_path):
+    # A SIGKILLed trainer sends no stop sentinel; its workers, the forkserver and the resource
+    # tracker must still end (they hold the trainer's stdout/stderr, so a caller reading them hangs).
+    with open(tmp_path / "out", "w") as out:
+        process = subprocess.Popen([sys.executable, "-c", KILLED_CONSUMER, small_dataset[0].image_path],
+                                   cwd=REPO_ROOT, env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)), stdout=out,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            assert process.wait(timeout=120) == -signal.SIGKILL, (tmp_path / "out").read_text()
+            workers, *blocks = (tmp_path / "out").read_text().split()
+            assert workers == "2" and blocks, (tmp_path / "out").read_text()
+            deadline = time.monotonic() + 10
+            while session_members(process.pid) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            survivors = session_members(process.pid)
+        finally:
+            if session_members(process.pid):
+                os.killpg(process.pid, signal.SIGKILL)
+    assert survivors == []
+    # The resource tracker, last to go, unlinked the shared blocks the dead trainer had created.
+    assert [name for name in blocks if os.path.exists(f"/dev/shm/{name.lstrip('/')}")] == []
 
 
 def test_batch_stream_in_process_is_a_generator_for_keras(small_dataset):

@@ -82,6 +82,8 @@ def test_two_logical_devices_split_the_batch(tmp_path):
     # The logged loss adds the L2 kernel regularization (model.py), the same on both runs at step 1.
     regularization = one["loss"] - one["whole"]
     assert regularization > 0
-    assert two["loss"] == pytest.approx(figures["halves_mean"] + regularization, rel=1e-5)
-    # The comparison can tell a split batch from a whole one.
-    assert abs(figures["halves_mean"] - one["whole"]) > 1e-3 * abs(one["whole"])
+    tolerance = 1e-5
+    assert two["loss"] == pytest.approx(figures["halves_mean"] + regularization, rel=tolerance)
+    # The comparison can tell a split batch from a whole one: the loss is mostly per-pixel means,
+    # so only the dice term differs (measured: 2.8e-5 relative, 8.6e-6 of 0.311), beyond the tolerance.
+    assert abs(figures["halves_mean"] - one["whole"]) > 2 * tolerance * abs(one["whole"])

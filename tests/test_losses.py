@@ -73,6 +73,9 @@ def test_no_positive_pixel_gives_zero_geo_loss_and_east_loss_adds_terms():
     y_true[0, 0, 0, 1:5] = 1.0
     total = _value(losses.east_loss(y_true, y_pred))
     assert total == pytest.approx(_value(losses.score_loss(y_true, y_pred)) + _value(losses.geo_loss(y_true, y_pred)))
+    # What compile() gets: the same value as a (1,) vector (tests/test_distributed.py shows why).
+    for_fit = np.asarray(losses.east_loss_for_fit(y_true, y_pred))
+    assert for_fit.shape == (1,) and for_fit[0] == pytest.approx(total)
 
 
 def test_geo_loss_averages_over_all_pixels_like_east_tf2():

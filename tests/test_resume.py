@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import checkpoints
-from conftest import kill_after_step_cli
+from conftest import kill_after_step_cli, session_members
 from test_train import _write_tiny_dataset
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -30,20 +30,6 @@ def _cli(data: Path, folder: Path) -> list[str]:
             "--log_steps=1", "--seed=3", *FLAGS]
 
 
-def _session_members(session_id: int) -> list[int]:
-    """Live (not zombie) processes of a session, from /proc."""
-    members = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[3]) == session_id and fields[0] != "Z":
-                members.append(int(entry.name))
-    return members
-
-
 def _run(args, log_dir: Path) -> subprocess.CompletedProcess:
     """Run ``args`` in its own session, output to files: a SIGKILLed trainer's data workers may
     outlive it and hold a pipe open. Returns the result with ``survivors``, the session's processes
@@ -57,9 +43,9 @@ def _run(args, log_dir: Path) -> subprocess.CompletedProcess:
             process.wait(timeout=600)
         finally:
             deadline = time.monotonic() + 10
-            while _session_members(process.pid) and time.monotonic() < deadline:
+            while session_members(process.pid) and time.monotonic() < deadline:
                 time.sleep(0.5)
-            survivors = _session_members(process.pid)
+            survivors = session_members(process.pid)
             if survivors:
                 os.killpg(process.pid, signal.SIGKILL)
     result = subprocess.CompletedProcess(args, process.returncode, (log_dir / "stdout").read_text(),
@@ -135,8 +121,5 @@ def test_data_workers_end_with_a_finished_run(runs):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="known bug, reported: after a SIGKILL of train.py the forkserver, resource "
-                   "tracker and ProcessPoolExecutor workers of --nb_workers stay alive as orphans (they hold the "
-                   "parent's stdout/stderr, so a caller reading its pipes hangs)")
 def test_data_workers_end_with_a_killed_run(runs):
     assert runs["survivors"]["killed"] == []
