@@ -43,19 +43,18 @@ DATA_MARKER = "demo_settings.json"  # written into data/demo/; names the setting
 class DemoConfig:
     """Everything the demo's commands are run with. Changing a field regenerates or retrains."""
 
-    # Data (synthetic_data.py plates).
+    # Data (synthetic_data.py plates): second-generation scenes at photo-like scale (plates 3-60 % of
+    # the width, several countries' layouts, cars, unannotated look-alikes, night, blur, JPEG).
     seed: int = 0
-    count: int = 300
-    width: int = 320
-    height: int = 240
+    count: int = 1000
+    width: int = 640
+    height: int = 480
     min_plates: int = 1
-    max_plates: int = 2
-    min_plate_width: float = 0.15
-    max_plate_width: float = 0.35
-    max_angle: float = 20.0
-    # A quiet street: lane markings and lit windows look like plates to a network that has
-    # trained for minutes only (synthetic_data.py's default, 1.0, is a busy street).
-    clutter: float = 0.25
+    max_plates: int = 3
+    min_plate_width: float = 0.03
+    max_plate_width: float = 0.6
+    max_angle: float = 30.0
+    clutter: float = 1.0
     test_ratio: float = 0.2
     # Training (train.py).
     backbone: str = "mobilenetv2"
@@ -63,24 +62,32 @@ class DemoConfig:
     batch_size: int = 16
     max_steps: int = 1000
     init_learning_rate: float = 2e-3
-    lr_decay_steps: int = 400
+    lr_decay_steps: int = 500
     lr_decay_rate: float = 0.5
     save_checkpoint_steps: int = 250
+    # Every crop is scaled so one plate is 8-60 % of the 128 px input (10-77 px) wide, whatever the
+    # photo's size: the model meets plates at every scale a real photo shows them at, and plates
+    # down to 5 px tall stay in the loss.
+    text_width_range: str = "0.08,0.6"
+    min_text_size: int = 5
     # EAST-tf2's default.
     min_crop_side_ratio: float = 0.1
     nb_workers: int = 1
     # BatchNorm keeps moving statistics for inference with momentum 0.997-0.999: they need thousands
     # of steps to forget their initial values. A short run from scratch must let them move faster.
     bn_momentum: float = 0.9
-    # Evaluation (eval.py).
-    # Training crops reach the network at ~0.4-0.8x, so testing at 224x168 (0.7x) matches them best:
-    # hmean 0.994 (59/60 all correct) here, against 0.978 (58/60) at full size with threshold 0.8.
-    max_side_len: int = 224
-    score_map_thresh: float = 0.5
+    # Evaluation (eval.py). The scenes are 640x480 with plates 3-60 % of the width: at 512 px the smallest
+    # are ~15 px wide, inside what the model trained on. Measured on 100 fresh scenes (seed 7) with the
+    # 1000-step model: hmean 0.404 at 512 px, 0.373 at 640 (threshold 0.8).
+    max_side_len: int = 512
+    score_map_thresh: float = 0.8
     box_thresh: float = 0.1
     nms_thres: float = 0.2
-    # The figure the demo promises on its own test split.
-    target_hmean: float = 0.8
+    # The figure the demo promises on its own test split. The second-generation scenes (tiny and night
+    # plates, unannotated look-alikes) are far harder than the first generation's quiet streets (0.99
+    # there); 1000 CPU steps from random weights reach ~0.4 on them, so the demo checks that it learned
+    # something real rather than promising more than a CPU-minutes model gives.
+    target_hmean: float = 0.25
 
     def data_settings(self) -> dict:
         names = ("seed", "count", "width", "height", "min_plates", "max_plates", "min_plate_width",
@@ -89,7 +96,8 @@ class DemoConfig:
 
     def train_settings(self) -> dict:
         names = ("backbone", "input_size", "batch_size", "max_steps", "init_learning_rate", "lr_decay_steps",
-                 "lr_decay_rate", "save_checkpoint_steps", "min_crop_side_ratio", "bn_momentum")
+                 "lr_decay_rate", "save_checkpoint_steps", "text_width_range", "min_text_size",
+                 "min_crop_side_ratio", "bn_momentum")
         return {name: getattr(self, name) for name in names}
 
 
@@ -215,6 +223,7 @@ def train(config: DemoConfig, paths: DemoPaths) -> float:
          f"--lr_decay_steps={config.lr_decay_steps}", f"--lr_decay_rate={config.lr_decay_rate}",
          f"--save_checkpoint_steps={config.save_checkpoint_steps}", f"--nb_workers={config.nb_workers}",
          f"--min_crop_side_ratio={config.min_crop_side_ratio}", f"--bn_momentum={config.bn_momentum}",
+         f"--text_width_range={config.text_width_range}", f"--min_text_size={config.min_text_size}",
          f"--seed={config.seed}"],
         "3/4 train EAST (MobileNetV2 backbone from scratch; rerunning resumes from the last checkpoint)")
 
@@ -282,6 +291,9 @@ class FinetuneConfig:
     lr_decay_steps: int = 300
     lr_decay_rate: float = 0.5
     save_checkpoint_steps: int = 100
+    # The demo's scale augmentation: plates 8-60 % of the input wide, whatever the photo's size.
+    text_width_range: str = DemoConfig.text_width_range
+    min_text_size: int = DemoConfig.min_text_size
     min_crop_side_ratio: float = 0.1
     nb_workers: int = 1
     bn_momentum: float = 0.9
@@ -432,6 +444,7 @@ def finetune_train(config: FinetuneConfig, train_dir: Path, base_model: Path, pa
          f"--lr_decay_steps={config.lr_decay_steps}", f"--lr_decay_rate={config.lr_decay_rate}",
          f"--save_checkpoint_steps={config.save_checkpoint_steps}", f"--nb_workers={config.nb_workers}",
          f"--min_crop_side_ratio={config.min_crop_side_ratio}", f"--bn_momentum={config.bn_momentum}",
+         f"--text_width_range={config.text_width_range}", f"--min_text_size={config.min_text_size}",
          f"--seed={config.seed}"],
         f"fine-tune the demo model on your photos ({config.max_steps} steps; rerunning resumes)")
 
