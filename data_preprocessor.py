@@ -31,6 +31,7 @@ from typing import Collection
 import numpy as np
 
 import geometry
+import path_guard
 from annotation_loaders import (ANNOTATION_FORMATS, AUTO_FORMAT, IMAGE_EXTENSIONS, AnnotationFormat, Problem,
                                 detect_annotation_format, format_choices, images_in_folder)
 from augmentation import AugmentConfig, make_example
@@ -273,16 +274,18 @@ def split_dataset(data_path: str | os.PathLike, train_dir: str | os.PathLike, te
         dict with format, train_images, test_images, train_annotations, test_annotations.
 
     Raises:
-        DataError: bad ratio, no images, a target inside data_path, or a non-empty target without overwrite.
+        DataError: bad ratio, no images, a target that is, holds or lies inside data_path, or a non-empty target without overwrite.
     """
     if not 0 < ratio <= 1:
         raise DataError(f"ratio must be in (0, 1], got {ratio}")
     root = Path(data_path)
     folder, image_paths = _find_images(root)
     targets = [Path(train_dir), Path(test_dir)]
-    for target in targets:
-        if target.resolve() in (root.resolve(), folder.resolve()):
-            raise DataError(f"target folder {str(target)!r} is the data folder")
+    try:
+        path_guard.check_outputs_apart({"--train_dir": targets[0], "--test_dir": targets[1]},
+                                       {"--data_path": root, "the image folder": folder})
+    except path_guard.PathOverlapError as error:
+        raise DataError(str(error)) from None
     if targets[0].resolve() == targets[1].resolve():
         raise DataError("train_dir and test_dir must differ")
     annotation_format, fmt, detection = _resolve_format(annotation_format, folder, image_paths)

@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 
 import icdar
+import path_guard
 import postprocess
 
 log = logging.getLogger(__name__)
@@ -236,12 +237,11 @@ def detect_images(images: Sequence[Path], predict: Predictor, config: EvalConfig
     return results
 
 
-def _check_output_dir(output_dir: Path, images: Sequence[Path]) -> None:
-    resolved = output_dir.resolve()
-    for image_path in images:
-        if image_path.parent.resolve() == resolved:
-            raise ValueError(f"--output_dir {output_dir} holds the input image {image_path.name}; result files "
-                             f"and overlays would overwrite inputs or their annotations. Choose another folder.")
+def _check_output_dir(config: EvalConfig) -> None:
+    """Refuses an --output_dir that is, holds or lies inside an input (images, ground truth, model)."""
+    path_guard.check_outputs_apart({"--output_dir": config.output_dir},
+                                   {"--test_data_path": config.test_data_path, "--gt_path": config.gt_path,
+                                    "--model_path": config.model_path})
 
 
 def score_results(detections: dict[str, np.ndarray], input_stems: Sequence[str], gt_path: str,
@@ -331,7 +331,7 @@ def run_evaluation(config: EvalConfig, predictor: tuple[Predictor, dict] | None 
     """
     images = list_images(config.test_data_path)
     output_dir = Path(config.output_dir)
-    _check_output_dir(output_dir, images)
+    _check_output_dir(config)
     if config.gt_path is not None and not Path(config.gt_path).exists():
         raise ValueError(f"--gt_path {config.gt_path}: no such folder or file")
     output_dir.mkdir(parents=True, exist_ok=True)

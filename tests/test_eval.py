@@ -153,7 +153,7 @@ def test_batches_and_nowrite_images(tmp_path):
 
 def test_output_dir_must_not_hold_the_inputs(tmp_path):
     make_dataset(tmp_path / "images", [(64, 64)])
-    with pytest.raises(ValueError, match="holds the input image"):
+    with pytest.raises(ValueError, match="is the same path as --test_data_path"):
         east_eval.run_evaluation(config(tmp_path, output_dir=str(tmp_path / "images")), (perfect_predictor, {}))
 
 
