@@ -35,6 +35,7 @@ import numpy as np
 
 import atomic_io
 import network_io
+import path_guard
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,8 @@ class TrainConfig:
     are accepted too), log_steps (train_log.csv / TensorBoard / progress period), progress
     (show a tqdm bar), text_width_range (None: EAST-tf2's random_scale; (low, high): scale each
     text crop so one box is low..high * input_size wide, see augmentation.AugmentConfig),
-    allow_flag_change (resume with changed resume_flags.CHECKED flags).
+    allow_flag_change (resume with changed resume_flags.CHECKED flags), allow_empty (train on data
+    without any box to learn from: background-only fine-tuning).
     """
 
     input_size: int = 512
@@ -86,6 +88,7 @@ class TrainConfig:
     progress: bool = True
     text_width_range: tuple[float, float] | None = None
     allow_flag_change: bool = False
+    allow_empty: bool = False
 
     def __post_init__(self):
         if self.geometry not in GEOMETRIES:
@@ -188,10 +191,14 @@ def run_training(config: TrainConfig, report: Callable[[str], None] = log.info, 
     """Train (or resume training) EAST as ``config`` says, holding the checkpoint folder's lock
     (run_lock.RunLock: a second run on the same folder is refused) from before any clean-up to
     the end, errors and Ctrl-C included. Arguments, result and errors: ``_run_training``, plus
-    run_lock.RunLockError."""
+    run_lock.RunLockError and path_guard.PathOverlapError (the checkpoint folder is, holds or lies
+    inside the training data or the fine-tuning source)."""
     import checkpoints
     import run_lock
 
+    path_guard.check_outputs_apart({"--checkpoint_path": config.checkpoint_path},
+                                   {"--training_data_path": config.training_data_path,
+                                    "--pretrained_model_path": config.pretrained_model_path})
     checkpoints.check_training_folder(config.checkpoint_path, LOG_COLUMNS)
     with run_lock.RunLock(config.checkpoint_path, report):
         return _run_training(config, report, on_step=on_step)
@@ -245,6 +252,7 @@ def prepare_training(config: TrainConfig, report: Callable[[str], None] = log.in
     dataset = data_preprocessor.load_dataset(config.training_data_path, config.annotation_format,
                                              strict=config.strict, skip_unannotated=config.skip_unannotated)
     report(f"training data {config.training_data_path}: {dataset.summary()}")
+    check_has_boxes(dataset, config)
     strategy = _set_devices_and_precision(config)
     scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
     with scope:
@@ -253,6 +261,21 @@ def prepare_training(config: TrainConfig, report: Callable[[str], None] = log.in
         step = _restore(config, latest, resume_state, network, trainer.optimizer, report)
     return TrainingSetup(config, dataset.samples, augment_config(config), network, trainer, schedule,
                          strategy, step)
+
+
+def check_has_boxes(dataset, config: TrainConfig) -> None:
+    """DataError before the first step when the data holds no box to learn from (every image background,
+    e.g. a wrong --annotation_format, or every quad rejected), unless ``config.allow_empty``."""
+    import data_preprocessor
+
+    counts = dataset.counts
+    if config.allow_empty or counts["boxes"] > counts["dont_care"]:
+        return
+    raise data_preprocessor.DataError(
+        f"--training_data_path {config.training_data_path!r}: {counts['images']} usable images but no box to learn "
+        f"from ({counts['boxes']} boxes, {counts['dont_care']} don't care; format {dataset.format}, "
+        f"{len(dataset.problems)} item(s) skipped); check --annotation_format and "
+        f"'python data_preprocessor.py stats --data_path ...', or pass --allow_empty to train on background only")
 
 
 def augment_config(config: TrainConfig):
@@ -573,6 +596,9 @@ def define_flags() -> None:
     flags.DEFINE_boolean("allow_flag_change", defaults.allow_flag_change,
                          "resume even though a flag that shapes training changed (learning-rate schedule, seed, "
                          "batch_size, bn_momentum, augmentation sizes; see README)")
+    flags.DEFINE_boolean("allow_empty", defaults.allow_empty,
+                         "train even when the data holds no box to learn from (background-only fine-tuning); "
+                         "without it such data stops the run before the first step")
 
 
 def config_from_flags(flag_values) -> TrainConfig:
@@ -619,7 +645,8 @@ def main(argv, *, on_step: Callable[[int], None] | None = None) -> int:
     try:
         run_training(config, report=print, on_step=on_step)
     except (checkpoints.CheckpointError, data_preprocessor.DataError,
-            east_model.BackboneWeightsError, FloatingPointError, run_lock.RunLockError) as error:
+            east_model.BackboneWeightsError, FloatingPointError, run_lock.RunLockError,
+            path_guard.PathOverlapError) as error:
         print(f"train.py: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
