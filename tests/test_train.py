@@ -309,17 +309,22 @@ def test_resume_with_a_changed_learning_rate_is_refused_unless_allowed(tiny_data
 
 
 def test_data_without_a_box_stops_before_the_first_step(tiny_data, tmp_path):
-    """A wrong --annotation_format makes every image background-only: the run used to print
-    "2 images, 0 boxes" and train to the end with exit 0."""
-    result = _run_cli(_cli(tiny_data, tmp_path / "run", "--annotation_format=plate", "--max_steps=2"))
+    """Images whose annotation files the format does not find are background-only: the run used to
+    print "2 images, 0 boxes" and train to the end with exit 0."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for image in tiny_data.glob("*.jpg"):
+        (photos / image.name).write_bytes(image.read_bytes())
+    result = _run_cli(_cli(photos, tmp_path / "run", "--annotation_format=icdar2015", "--max_steps=2"))
     assert result.returncode == 2, result.stderr[-2000:]
     errors = [line for line in result.stderr.splitlines() if line.startswith("train.py:")]
     assert len(errors) == 1 and "no box to learn from" in errors[0] and "--allow_empty" in errors[0]
     assert "Traceback" not in result.stderr
     assert not list((tmp_path / "run").glob("ckpt-*"))
     # Background-only fine-tuning is asked for explicitly.
-    config = train.TrainConfig(**TINY, training_data_path=str(tiny_data), checkpoint_path=str(tmp_path / "bg"),
-                               annotation_format="plate", max_steps=1, save_checkpoint_steps=1, allow_empty=True)
+    config = train.TrainConfig(**TINY, training_data_path=str(photos), checkpoint_path=str(tmp_path / "bg"),
+                               annotation_format="icdar2015", max_steps=1, save_checkpoint_steps=1,
+                               allow_empty=True)
     assert train.run_training(config, report=lambda line: None)["step"] == 1
 
 
