@@ -31,6 +31,7 @@ from typing import Collection
 import numpy as np
 
 import geometry
+import path_guard
 from annotation_loaders import (ANNOTATION_FORMATS, AUTO_FORMAT, IMAGE_EXTENSIONS, AnnotationFormat, Problem,
                                 detect_annotation_format, format_choices, images_in_folder)
 from augmentation import AugmentConfig, make_example
@@ -48,6 +49,8 @@ __all__ = [
 # Sub-folders searched when a data folder holds no images itself (YOLO and Pascal VOC layouts).
 IMAGE_SUBFOLDERS = ("images", "JPEGImages")
 ANNOTATION_EXTENSIONS = (".txt", ".xml", ".json")
+# _validate_boxes' reason for a box with no pixel in the image: dropped, but its image stays usable.
+OUTSIDE_REASON = "outside the image"
 
 
 # --------------------------------------------------------------------------- #
@@ -84,7 +87,7 @@ def _validate_boxes(boxes, image_hw, file_name: str):
             clipped = geometry.clip_quads(quad[None], image_hw)[0].astype(np.float64)
             if geometry.quad_problem(clipped) is not None:
                 problems.append(Problem(file_name, box.line,
-                                        f"outside the image (nothing left after clipping to {width}x{height}): "
+                                        f"{OUTSIDE_REASON} (nothing left after clipping to {width}x{height}): "
                                         f"{_format_quad(quad)}"))
                 counts["dropped_boxes"] += 1
                 continue
@@ -134,13 +137,36 @@ def _resolve_format(annotation_format: str, folder: Path, image_paths: list[Path
     return annotation_format, ANNOTATION_FORMATS[annotation_format], detection
 
 
+def _other_format_annotation(image_path: Path, annotation_format: str) -> tuple[str, Path] | None:
+    """(format name, file) of an annotation file another format would read for this image, or None."""
+    for name, other in ANNOTATION_FORMATS.items():
+        if name in (annotation_format, "ccpd"):
+            continue
+        found = other.find_annotation(image_path)
+        if found is not None:
+            return name, found
+    return None
+
+
 def _load_sample(image_path: Path, image_hw, annotation_format: str, fmt: AnnotationFormat,
                  skip_unannotated: bool, yolo_classes):
-    """(Sample or None when the image is skipped, problems, fixed, counts) for one readable image."""
+    """(Sample or None when the image is skipped, problems, fixed, counts) for one readable image.
+
+    An image is skipped (never used as background, which would teach "no text here" where its text
+    is) when its annotation holds a rejected box or line, or when it has no annotation file of
+    ``annotation_format`` but one of another format.
+    """
     counts = collections.Counter()
     fixed = []
     annotation_path = fmt.find_annotation(image_path)
     if annotation_path is None and annotation_format != "ccpd":
+        other = _other_format_annotation(image_path, annotation_format)
+        if other is not None:
+            counts["skipped_images"] += 1
+            return None, [Problem(str(image_path), None,
+                                  f"image skipped: no {annotation_format} annotation ({fmt.expected_file}) but a "
+                                  f"{other[0]} file {other[1].name}; a folder mixing formats, or the wrong "
+                                  f"--annotation_format")], fixed, counts
         counts["unannotated"] += 1
         if skip_unannotated:
             counts["skipped_images"] += 1
@@ -150,13 +176,16 @@ def _load_sample(image_path: Path, image_hw, annotation_format: str, fmt: Annota
         boxes, problems = [], []
     else:
         boxes, problems = fmt.parse(annotation_path, image_path, image_hw, yolo_classes)
-    if problems and not boxes:
-        # Nothing usable in a non-empty annotation: as background the image would teach "no text here".
-        problems.append(Problem(str(image_path), None, "image skipped: its annotation has no usable box"))
-        counts["skipped_images"] += 1
-        return None, problems, fixed, counts
     quads, dont_care, texts, dropped, repaired, box_counts = _validate_boxes(
         boxes, image_hw, str(annotation_path or image_path))
+    rejected = problems + [item for item in dropped if not item.reason.startswith(OUTSIDE_REASON)]
+    if rejected:
+        # Without the rejected box its text would be trained as background ("no text here").
+        counts["skipped_images"] += 1
+        counts["dropped_boxes"] += box_counts["dropped_boxes"]
+        return None, problems + dropped + [Problem(str(image_path), None, (
+            f"image skipped: {len(rejected)} rejected box(es) or line(s) in its annotation; as background "
+            "their text would teach 'no text here'"))], fixed, counts
     counts.update(box_counts)
     counts.update(images=1, boxes=len(quads), dont_care=int(dont_care.sum()))
     sample = Sample(str(image_path), None if annotation_path is None else str(annotation_path),
@@ -177,8 +206,10 @@ def load_dataset(
     Images are jpg/jpeg/png/bmp (any case) directly in data_path, or in its ``images/`` or
     ``JPEGImages/`` sub-folder when data_path holds none. Unreadable or truncated images and
     malformed lines are skipped, quads outside the image are clipped (dropped when nothing is
-    left), degenerate and self-intersecting quads are dropped, counter-clockwise ones reordered;
-    each is recorded in the report (and logged once in summary).
+    left), counter-clockwise ones reordered. An image with a malformed line or a rejected quad
+    (non-finite, self-intersecting, degenerate) is skipped whole, as is one with no annotation
+    file of this format but one of another format: as background its text would teach "no text
+    here". Each is recorded in the report (and logged once in summary).
 
     Args:
         data_path: the folder.
@@ -273,16 +304,18 @@ def split_dataset(data_path: str | os.PathLike, train_dir: str | os.PathLike, te
         dict with format, train_images, test_images, train_annotations, test_annotations.
 
     Raises:
-        DataError: bad ratio, no images, a target inside data_path, or a non-empty target without overwrite.
+        DataError: bad ratio, no images, a target that is, holds or lies inside data_path, or a non-empty target without overwrite.
     """
     if not 0 < ratio <= 1:
         raise DataError(f"ratio must be in (0, 1], got {ratio}")
     root = Path(data_path)
     folder, image_paths = _find_images(root)
     targets = [Path(train_dir), Path(test_dir)]
-    for target in targets:
-        if target.resolve() in (root.resolve(), folder.resolve()):
-            raise DataError(f"target folder {str(target)!r} is the data folder")
+    try:
+        path_guard.check_outputs_apart({"--train_dir": targets[0], "--test_dir": targets[1]},
+                                       {"--data_path": root, "the image folder": folder})
+    except path_guard.PathOverlapError as error:
+        raise DataError(str(error)) from None
     if targets[0].resolve() == targets[1].resolve():
         raise DataError("train_dir and test_dir must differ")
     annotation_format, fmt, detection = _resolve_format(annotation_format, folder, image_paths)

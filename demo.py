@@ -35,6 +35,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import path_guard
+
 REPO_ROOT = Path(__file__).resolve().parent
 DATA_MARKER = "demo_settings.json"  # written into data/demo/; names the settings the files there came from
 
@@ -337,18 +339,14 @@ def finetune_paths(root: Path) -> DemoPaths:
     return DemoPaths(root / "data" / "finetune", root / "checkpoints" / "finetune", root / "outputs" / "finetune")
 
 
-def _contains(outer: Path, inner: Path) -> bool:
-    outer, inner = outer.resolve(), inner.resolve()
-    return inner == outer or outer in inner.parents
-
-
 def check_not_inputs(outputs: list[Path], inputs: list[Path]) -> None:
     """Refuses any output folder that is, holds or lies inside an input folder (data, base model)."""
-    for output in outputs:
-        for source in inputs:
-            if _contains(output, source) or _contains(source, output):
-                raise DemoError(f"output folder {_shown(output)} and input {_shown(source)} overlap; the "
-                                "fine-tune never writes into its inputs: move the photos or pass another --root")
+    try:
+        path_guard.check_outputs_apart({f"output folder {_shown(path)}": path for path in outputs},
+                                       {f"input {_shown(path)}": path for path in inputs})
+    except path_guard.PathOverlapError as error:
+        raise DemoError(f"{error} (output and input overlap; the fine-tune never writes into its inputs: "
+                        "move the photos or pass another --root)") from None
 
 
 class DataUnusable(DemoError):

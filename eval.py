@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 
 import icdar
+import path_guard
 import postprocess
 
 log = logging.getLogger(__name__)
@@ -130,7 +131,10 @@ def read_image_rgb(image_path: Path) -> np.ndarray | None:
         data = np.fromfile(str(image_path), dtype=np.uint8)
     except OSError:
         return None
-    image_bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    try:
+        image_bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    except cv2.error:  # e.g. a header announcing more pixels than OpenCV decodes
+        return None
     if image_bgr is None:
         return None
     return cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)
@@ -236,16 +240,16 @@ def detect_images(images: Sequence[Path], predict: Predictor, config: EvalConfig
     return results
 
 
-def _check_output_dir(output_dir: Path, images: Sequence[Path]) -> None:
-    resolved = output_dir.resolve()
-    for image_path in images:
-        if image_path.parent.resolve() == resolved:
-            raise ValueError(f"--output_dir {output_dir} holds the input image {image_path.name}; result files "
-                             f"and overlays would overwrite inputs or their annotations. Choose another folder.")
+def _check_output_dir(config: EvalConfig) -> None:
+    """Refuses an --output_dir that is, holds or lies inside an input (images, ground truth, model)."""
+    path_guard.check_outputs_apart({"--output_dir": config.output_dir},
+                                   {"--test_data_path": config.test_data_path, "--gt_path": config.gt_path,
+                                    "--model_path": config.model_path})
 
 
 def score_results(detections: dict[str, np.ndarray], input_stems: Sequence[str], gt_path: str,
-                  annotation_format: str = "auto") -> icdar.Evaluation:
+                  annotation_format: str = "auto",
+                  ground_truth: dict[str, icdar.Annotation] | None = None) -> icdar.Evaluation:
     """ICDAR 2015 Task 4.1 figures for eval's detections.
 
     Args:
@@ -253,12 +257,14 @@ def score_results(detections: dict[str, np.ndarray], input_stems: Sequence[str],
         input_stems: stems of all input images, readable or not; an unreadable
             image counts as one without detections.
         gt_path, annotation_format: see ``icdar.load_ground_truth``.
+        ground_truth: already loaded from gt_path (None loads it here).
 
     Returns:
         The Evaluation over the ground-truth images that were inputs. Ground truth
         for images that were not inputs is left out, with a warning.
     """
-    ground_truth = icdar.load_ground_truth(gt_path, annotation_format)
+    if ground_truth is None:
+        ground_truth = icdar.load_ground_truth(gt_path, annotation_format)
     inputs = set(input_stems)
     scored = {stem: annotation for stem, annotation in ground_truth.items() if stem in inputs}
     if len(scored) < len(ground_truth):
@@ -331,9 +337,12 @@ def run_evaluation(config: EvalConfig, predictor: tuple[Predictor, dict] | None 
     """
     images = list_images(config.test_data_path)
     output_dir = Path(config.output_dir)
-    _check_output_dir(output_dir, images)
+    _check_output_dir(config)
     if config.gt_path is not None and not Path(config.gt_path).exists():
         raise ValueError(f"--gt_path {config.gt_path}: no such folder or file")
+    # Bad ground truth fails here, before the network runs and before anything is written.
+    ground_truth = None if config.gt_path is None else icdar.load_ground_truth(config.gt_path,
+                                                                                 config.annotation_format)
     output_dir.mkdir(parents=True, exist_ok=True)
     predict, model_info = predictor if predictor is not None else load_predictor(config.model_path)
     newline = "\r\n" if config.output_format == "icdar" else "\n"
@@ -355,7 +364,8 @@ def run_evaluation(config: EvalConfig, predictor: tuple[Predictor, dict] | None 
     evaluation = None
     if config.gt_path is not None:
         evaluation = score_results({result.image_path.stem: result.quads for result in results},
-                                   [image.stem for image in images], config.gt_path, config.annotation_format)
+                                   [image.stem for image in images], config.gt_path, config.annotation_format,
+                                   ground_truth)
     summary = build_summary(config, model_info, results, unreadable, evaluation)
     icdar.write_bytes_atomic(output_dir / SUMMARY_FILE,
                              (json.dumps(summary, indent=1, default=str) + "\n").encode("utf-8"))

@@ -30,6 +30,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 import exported_models
+import path_guard
 import postprocess
 
 log = logging.getLogger(__name__)
@@ -389,6 +390,9 @@ def main(argv: Sequence[str]) -> None:
     try:
         if not config.model_path or not config.output_dir:
             raise ExportError("--model_path and --output_dir are required")
+        path_guard.check_outputs_apart({"--output_dir": config.output_dir},
+                                       {"--model_path": config.model_path,
+                                        "--calibration_data": config.calibration_data})
         check_output(config.output_dir, config.format, config.quantize, config.overwrite)
         calibration = None
         if config.calibration_data:

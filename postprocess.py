@@ -222,15 +222,18 @@ def boxes_to_original(boxes, ratio_h: float, ratio_w: float) -> np.ndarray:
     return order_clockwise_from_top_left(quads)
 
 
-def to_output_quads(boxes, ratio_h: float, ratio_w: float,
-                    min_side: float = MIN_BOX_SIDE) -> tuple[np.ndarray, np.ndarray]:
+def to_output_quads(boxes, ratio_h: float, ratio_w: float, min_side: float = MIN_BOX_SIDE,
+                    image_hw: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Boxes in network-input px to the integer quads written to result files.
 
     Args:
         boxes: float32 (N, 9) in network-input px (ratios 1.0 for boxes already in original px).
         ratio_h, ratio_w: resized / original size, from ``resize_for_inference``.
         min_side: boxes whose first or last edge is shorter (px, after rounding) are
-            dropped, as EAST-tf2 does; also drops quads that rounding made degenerate.
+            dropped, as EAST-tf2 does; also drops quads that rounding or clipping made degenerate.
+        image_hw: original (height, width); corners are clipped to [0, width - 1] x
+            [0, height - 1] (a box the network extends past the border stays inside the image).
+            None leaves them unclipped.
 
     Returns:
         int32 (M, 4, 2) original-image px clockwise from the top-left point, and
@@ -240,6 +243,9 @@ def to_output_quads(boxes, ratio_h: float, ratio_w: float,
         return np.zeros((0, 4, 2), np.int32), np.zeros(0, np.float32)
     boxes = np.asarray(boxes)
     quads = boxes_to_original(boxes, ratio_h, ratio_w)
+    if image_hw is not None:
+        height, width = image_hw
+        quads = np.clip(quads, 0, np.array([width - 1, height - 1], quads.dtype))
     quads = order_clockwise_from_top_left(np.rint(quads)).astype(np.int32)
     first_edge = np.linalg.norm(quads[:, 1] - quads[:, 0], axis=-1)
     last_edge = np.linalg.norm(quads[:, 3] - quads[:, 0], axis=-1)
@@ -337,13 +343,13 @@ class Detector:
         for index in range(len(images_rgb)):
             runs = [scale_results[index] for scale_results in per_scale]
             if len(runs) == 1:
-                quads, scores = to_output_quads(runs[0][0], *runs[0][1])
+                quads, scores = to_output_quads(runs[0][0], *runs[0][1], image_hw=images_rgb[index].shape[:2])
             else:
                 start = time.perf_counter()
                 merged = merge_scales([_boxes_in_original(boxes, ratios) for boxes, ratios, _ in runs],
                                       self.options.nms_thres)
                 seconds[index]["nms"] += time.perf_counter() - start  # the merge counts as NMS
-                quads, scores = to_output_quads(merged, 1.0, 1.0)
+                quads, scores = to_output_quads(merged, 1.0, 1.0, image_hw=images_rgb[index].shape[:2])
             detections.append(Detection(quads, scores, tuple(int(side) for side in runs[0][2]), seconds[index]))
         return detections
 

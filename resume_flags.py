@@ -14,7 +14,7 @@ records them).
   (``checkpoints.check_model_config``); there is no override.
 - Everything else may change freely: max_steps (extend a run), save_checkpoint_steps,
   log_steps, max_to_keep, nb_workers, gpu_list, progress, training_data_path (the same data
-  may sit elsewhere on another machine), annotation_format, strict, skip_unannotated,
+  may sit elsewhere on another machine), annotation_format, strict, skip_unannotated, allow_empty,
   pretrained_model_path (ignored on resume), mixed_precision, suppress_warnings_and_error_messages.
 """
 from __future__ import annotations

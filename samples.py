@@ -95,7 +95,10 @@ def inspect_image(path: Path) -> tuple[tuple[int, int] | None, str | None]:
         return None, "unreadable image (empty file)"
     if path.suffix.lower() in (".jpg", ".jpeg") and data[:2].tobytes() == b"\xff\xd8" and not _jpeg_is_complete(data):
         return None, "truncated image (JPEG data ends before its end marker)"
-    image = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE)
+    try:
+        image = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE)
+    except cv2.error as error:  # OpenCV raises for a header announcing more pixels than it decodes
+        return None, f"unreadable image ({str(error).strip().splitlines()[-1][:120]})"
     if image is None:
         return None, f"unreadable image (not a valid {path.suffix.lstrip('.').lower()} file)"
     return image.shape[:2], None

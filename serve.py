@@ -160,7 +160,10 @@ def decode_upload(data: bytes, config: ServeConfig) -> np.ndarray:
     if width * height > config.max_pixels:
         raise UploadError(f"the {kind} image is {width}x{height} = {width * height / 1e6:.1f} megapixels; "
                           f"the limit is {config.max_pixels / 1e6:.1f} megapixels", 413)
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error:  # a header announcing more pixels than OpenCV decodes
+        image = None
     if image is None or image.ndim != 3 or image.shape[0] * image.shape[1] > config.max_pixels:
         raise UploadError(f"the {kind} file cannot be decoded (damaged or truncated)", 422)
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)

@@ -37,6 +37,7 @@ import numpy as np
 
 import atomic_io
 import network_io
+import path_guard
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,8 @@ class TrainConfig:
     text crop so one box is low..high * input_size wide, see augmentation.AugmentConfig),
     allow_flag_change (resume with changed resume_flags.CHECKED flags),
     worker_hosts/task_index (several machines: "h1:port,h2:port" and this machine's index in it,
-    see distribute.py; "" = one machine, or the cluster in TF_CONFIG).
+    see distribute.py; "" = one machine, or the cluster in TF_CONFIG),
+    allow_empty (train on data without any box to learn from: background-only fine-tuning).
     """
 
     input_size: int = 512
@@ -92,6 +94,7 @@ class TrainConfig:
     allow_flag_change: bool = False
     worker_hosts: str = ""
     task_index: int = 0
+    allow_empty: bool = False
 
     def __post_init__(self):
         if self.geometry not in GEOMETRIES:
@@ -199,11 +202,15 @@ def run_training(config: TrainConfig, report: Callable[[str], None] = log.info, 
     (run_lock.RunLock: a second run on the same folder is refused) from before any clean-up to
     the end, errors and Ctrl-C included. Arguments, result and errors: ``_run_training``, plus
     run_lock.RunLockError. Only the chief of a multi-machine run locks the shared folder: the other
-    machines write nothing there."""
+    machines write nothing there. The checkpoint folder may not be, hold or lie inside
+    the training data or the fine-tuning source (path_guard.PathOverlapError)."""
     import checkpoints
     import distribute
     import run_lock
 
+    path_guard.check_outputs_apart({"--checkpoint_path": config.checkpoint_path},
+                                   {"--training_data_path": config.training_data_path,
+                                    "--pretrained_model_path": config.pretrained_model_path})
     checkpoints.check_training_folder(config.checkpoint_path, LOG_COLUMNS)
     if not distribute.this_placement(config.worker_hosts, config.task_index).is_chief:
         return _run_training(config, report, on_step=on_step)
@@ -274,6 +281,7 @@ def prepare_training(config: TrainConfig, report: Callable[[str], None] = log.in
     dataset = data_preprocessor.load_dataset(config.training_data_path, config.annotation_format,
                                              strict=config.strict, skip_unannotated=config.skip_unannotated)
     report(f"training data {config.training_data_path}: {dataset.summary()}")
+    check_has_boxes(dataset, config)
     strategy, placement = _set_devices_and_precision(config)
     placement.slots(config.batch_size)  # ValueError now, not in the data workers
     scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
@@ -283,6 +291,21 @@ def prepare_training(config: TrainConfig, report: Callable[[str], None] = log.in
         step = _restore(config, latest, resume_state, network, trainer.optimizer, report)
     return TrainingSetup(config, dataset.samples, augment_config(config), network, trainer, schedule,
                          strategy, step, placement)
+
+
+def check_has_boxes(dataset, config: TrainConfig) -> None:
+    """DataError before the first step when the data holds no box to learn from (every image background,
+    e.g. a wrong --annotation_format, or every quad rejected), unless ``config.allow_empty``."""
+    import data_preprocessor
+
+    counts = dataset.counts
+    if config.allow_empty or counts["boxes"] > counts["dont_care"]:
+        return
+    raise data_preprocessor.DataError(
+        f"--training_data_path {config.training_data_path!r}: {counts['images']} usable images but no box to learn "
+        f"from ({counts['boxes']} boxes, {counts['dont_care']} don't care; format {dataset.format}, "
+        f"{len(dataset.problems)} item(s) skipped); check --annotation_format and "
+        f"'python data_preprocessor.py stats --data_path ...', or pass --allow_empty to train on background only")
 
 
 def augment_config(config: TrainConfig):
@@ -627,6 +650,9 @@ def define_flags() -> None:
     flags.DEFINE_boolean("allow_flag_change", defaults.allow_flag_change,
                          "resume even though a flag that shapes training changed (learning-rate schedule, seed, "
                          "batch_size, bn_momentum, augmentation sizes; see README)")
+    flags.DEFINE_boolean("allow_empty", defaults.allow_empty,
+                         "train even when the data holds no box to learn from (background-only fine-tuning); "
+                         "without it such data stops the run before the first step")
 
 
 def config_from_flags(flag_values) -> TrainConfig:
@@ -676,7 +702,8 @@ def main(argv, *, on_step: Callable[[int], None] | None = None) -> int:
     try:
         run_training(config, report=print, on_step=on_step)
     except (checkpoints.CheckpointError, data_preprocessor.DataError,
-            east_model.BackboneWeightsError, FloatingPointError, run_lock.RunLockError) as error:
+            east_model.BackboneWeightsError, FloatingPointError, run_lock.RunLockError,
+            path_guard.PathOverlapError) as error:
         print(f"train.py: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -64,11 +64,15 @@ def test_voc_rectangles_and_difficult(tmp_path):
         "<object><name>x</name><difficult>1</difficult><bndbox><xmin>100</xmin><ymin>60</ymin>"
         "<xmax>150</xmax><ymax>80</ymax></bndbox></object>"
         "<object><name>bad</name><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>3</xmax></bndbox></object></annotation>")
+    _write_image(tmp_path / "b.png")
+    (tmp_path / "b.xml").write_text((tmp_path / "a.xml").read_text().split("<object><name>bad")[0] + "</annotation>")
     report = dp.load_dataset(tmp_path)
     assert report.format == "voc"
+    assert [Path(sample.image_path).name for sample in report.samples] == ["b.png"]  # a.png: a rejected box
     np.testing.assert_allclose(report.samples[0].quads[0], QUAD)
     assert report.samples[0].dont_care.tolist() == [False, True]
-    assert len(report.problems) == 1 and "ymax" in report.problems[0].reason
+    assert len(report.problems) == 2 and "ymax" in report.problems[0].reason
+    assert report.problems[1].file.endswith("a.png") and report.problems[1].reason.startswith("image skipped")
 
 
 def test_yolo_normalized_boxes_and_class_filter(tmp_path):
@@ -91,11 +95,15 @@ def test_labelme_polygon_and_rectangle(tmp_path):
               {"label": "###", "shape_type": "rectangle", "points": [[150, 80], [100, 60]]},
               {"label": "five", "shape_type": "polygon", "points": QUAD + [[5, 5]]}]
     (tmp_path / "a.json").write_text(json.dumps({"shapes": shapes, "imageHeight": 120, "imageWidth": 200}))
+    _write_image(tmp_path / "b.jpeg")
+    (tmp_path / "b.json").write_text(json.dumps({"shapes": shapes[:2], "imageHeight": 120, "imageWidth": 200}))
     report = dp.load_dataset(tmp_path)
     assert report.format == "labelme"
+    assert [Path(sample.image_path).name for sample in report.samples] == ["b.jpeg"]  # a.jpeg: a rejected shape
     np.testing.assert_allclose(report.samples[0].quads[1], [[100, 60], [150, 60], [150, 80], [100, 80]])
     assert report.samples[0].dont_care.tolist() == [False, True]
-    assert len(report.problems) == 1 and "5 points" in report.problems[0].reason
+    assert len(report.problems) == 2 and "5 points" in report.problems[0].reason
+    assert report.problems[1].reason.startswith("image skipped")
 
 
 def test_ccpd_corners_from_file_name(tmp_path):
@@ -131,11 +139,14 @@ GOOD = "10,20,90,20,90,50,10,50,ok"
 def test_malformed_lines_are_reported_with_file_line_and_text(tmp_path):
     _icdar_folder(tmp_path, [GOOD, "10,20,abc,20,90,50,10,50,x", "10,20,90,20,90,50,word", "",
                              "1,2,3,4,5,6,7,8,9,10"])
+    _write_image(tmp_path / "img_2.jpg")
+    (tmp_path / "gt_img_2.txt").write_text(GOOD + "\n")
     report = dp.load_dataset(tmp_path, "icdar2015")
-    assert report.counts["boxes"] == 1
-    by_line = {problem.line: problem for problem in report.problems}
+    assert report.counts["boxes"] == 1 and report.counts["images"] == 1  # img_1 skipped whole
+    by_line = {problem.line: problem for problem in report.problems if problem.line is not None}
     assert set(by_line) == {2, 3, 5}
-    assert all(problem.file.endswith("gt_img_1.txt") for problem in report.problems)
+    assert all(problem.file.endswith("gt_img_1.txt") for problem in by_line.values())
+    assert [problem.reason.split(":")[0] for problem in report.problems if problem.line is None] == ["image skipped"]
     assert "non-numeric" in by_line[2].reason and "'10,20,abc,20,90,50,10,50,x'" in by_line[2].reason
     assert "wrong coordinate count" in by_line[3].reason and "got 6" in by_line[3].reason
     assert "wrong coordinate count" in by_line[5].reason and "got 10" in by_line[5].reason
@@ -146,20 +157,29 @@ def test_geometry_problems_are_dropped_clipped_or_fixed(tmp_path):
         GOOD,
         "10,50,90,50,90,20,10,20,ccw",          # counter-clockwise: reordered, kept
         "150,100,250,100,250,140,150,140,edge",  # partly outside: clipped, kept
-        "300,300,350,300,350,330,300,330,out",   # entirely outside: dropped
-        "10,10,50,50,50,10,10,50,bowtie",        # self-intersecting: dropped
-        "10,10,10.5,10,10.5,10.5,10,10.5,tiny",  # degenerate: dropped
+        "300,300,350,300,350,330,300,330,out",   # entirely outside: dropped, the image kept
     ])
+    for index, line in ((2, "10,10,50,50,50,10,10,50,bowtie"),   # self-intersecting: image skipped
+                        (3, "10,10,10.5,10,10.5,10.5,10,10.5,tiny"),  # degenerate: image skipped
+                        (4, "10,10,nan,10,50,50,10,50,nan"),  # non-finite: image skipped
+                        (5, "10,10,inf,10,50,50,10,50,inf")):
+        _write_image(tmp_path / f"img_{index}.jpg")
+        (tmp_path / f"gt_img_{index}.txt").write_text(f"{line}\n")
     report = dp.load_dataset(tmp_path)
+    assert [Path(sample.image_path).name for sample in report.samples] == ["img_1.jpg"]
     quads = report.samples[0].quads
     assert len(quads) == 3 and report.counts["reordered"] == 1 and report.counts["clipped"] == 1
     np.testing.assert_allclose(quads[1], QUAD)
     np.testing.assert_allclose(quads[2], [[150, 100], [199, 100], [199, 119], [150, 119]])
-    reasons = {problem.line: problem.reason for problem in report.problems}
-    assert reasons[4].startswith("outside the image")
-    assert reasons[5].startswith("self-intersecting")
-    assert reasons[6].startswith("degenerate")
-    assert report.counts["dropped_boxes"] == 3
+    reasons = {(Path(problem.file).name, problem.line): problem.reason for problem in report.problems}
+    assert reasons["gt_img_1.txt", 4].startswith("outside the image")
+    assert reasons["gt_img_2.txt", 1].startswith("self-intersecting")
+    assert reasons["gt_img_3.txt", 1].startswith("degenerate")
+    assert reasons["gt_img_4.txt", 1].startswith("non-finite") and reasons["gt_img_5.txt", 1].startswith("non-finite")
+    assert all(reasons[f"img_{index}.jpg", None].startswith("image skipped") for index in range(2, 6))
+    assert report.counts["dropped_boxes"] == 5 and report.counts["skipped_images"] == 4
+    with pytest.raises(dp.DataError, match="--strict"):
+        dp.load_dataset(tmp_path, strict=True)
 
 
 def test_unreadable_truncated_and_unannotated_images(tmp_path):
@@ -228,13 +248,16 @@ def _run_cli(*args) -> subprocess.CompletedProcess:
 
 
 def test_stats_cli_json_last_line(tmp_path):
-    _icdar_folder(tmp_path, [GOOD, "100,60,150,60,150,80,100,80,###", "1,2,x"])
+    _icdar_folder(tmp_path, [GOOD, "100,60,150,60,150,80,100,80,###"])
+    _write_image(tmp_path / "img_2.jpg")
+    (tmp_path / "gt_img_2.txt").write_text(f"{GOOD}\n{GOOD}\n1,2,x\n")
     result = _run_cli("stats", "--data_path", str(tmp_path), "--json")
     assert result.returncode == 0, result.stderr
     stats = json.loads(result.stdout.strip().splitlines()[-1])
     assert (stats["images"], stats["boxes"], stats["dont_care"], stats["format"]) == (1, 2, 1, "icdar2015")
-    assert stats["skipped"] == [{"file": str(tmp_path / "gt_img_1.txt"), "line": 3,
-                                 "reason": "wrong coordinate count: expected 8 numbers, got 2 in '1,2,x'"}]
+    assert stats["skipped"][0] == {"file": str(tmp_path / "gt_img_2.txt"), "line": 3,
+                                   "reason": "wrong coordinate count: expected 8 numbers, got 2 in '1,2,x'"}
+    assert stats["skipped"][1]["file"] == str(tmp_path / "img_2.jpg") and len(stats["skipped"]) == 2
     failed = _run_cli("stats", "--data_path", str(tmp_path), "--strict")
     assert failed.returncode == 1 and "Traceback" not in failed.stderr and "--strict" in failed.stderr
 
@@ -297,3 +320,23 @@ def test_public_names_stay_importable_from_data_preprocessor():
     assert dp.make_batch is batch_stream.make_batch and dp.BatchStream is batch_stream.BatchStream
     assert dp.TARGET_CHANNELS == network_io.TARGET_CHANNELS == 7
     assert all(hasattr(dp, name) for name in dp.__all__)
+
+
+def test_image_with_another_formats_annotation_is_skipped_not_background(tmp_path):
+    """Among plate files, an image with only a gt_ (icdar2015) or labelme file was used as background
+    and reported under "fixed" only."""
+    for index in range(3):
+        _write_image(tmp_path / f"car_{index}.jpg")
+        (tmp_path / f"car_{index}.txt").write_text("10 20 90 20 90 50 10 50 AB\n")
+    _write_image(tmp_path / "odd.jpg")
+    (tmp_path / "gt_odd.txt").write_text(GOOD + "\n")
+    _write_image(tmp_path / "other.jpg")
+    (tmp_path / "other.json").write_text(json.dumps({"shapes": [], "imageHeight": 120, "imageWidth": 200}))
+    report = dp.load_dataset(tmp_path)
+    assert report.format == "plate"
+    assert [Path(sample.image_path).name for sample in report.samples] == ["car_0.jpg", "car_1.jpg", "car_2.jpg"]
+    reasons = {Path(problem.file).name: problem.reason for problem in report.problems}
+    assert "icdar2015 file gt_odd.txt" in reasons["odd.jpg"] and "labelme file other.json" in reasons["other.jpg"]
+    assert not report.fixed and report.counts["skipped_images"] == 2
+    with pytest.raises(dp.DataError, match="odd.jpg"):
+        dp.load_dataset(tmp_path, strict=True)

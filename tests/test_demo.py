@@ -120,7 +120,7 @@ def test_finetune_data_inside_its_own_output_is_refused_before_writing(tmp_path,
 
 
 @pytest.mark.parametrize("case, reason", [("missing", "not a folder"), ("no annotations", "cannot detect"),
-                                          ("bad lines", "no usable annotated box"), ("no images", "image")])
+                                          ("bad lines", "no usable images"), ("no images", "image")])
 def test_unusable_photos_give_one_line_and_exit_2(tmp_path, capsys, case, reason):
     photos = tmp_path / "photos"
     if case != "missing":
@@ -130,7 +130,7 @@ def test_unusable_photos_give_one_line_and_exit_2(tmp_path, capsys, case, reason
             path.unlink()
     elif case == "bad lines":
         for path in photos.glob("*.txt"):
-            path.write_text("30 40 30 40 30 40 30 40 AB123\n")  # zero area: skipped
+            path.write_text("30 40 30 40 30 40 30 40 AB123\n")  # zero area: every image skipped
     elif case == "no images":
         for path in photos.glob("*.jpg"):
             path.unlink()

@@ -83,6 +83,27 @@ def test_to_output_quads_scales_rounds_orders_and_drops_tiny():
     assert empty_quads.shape == (0, 4, 2) and empty_scores.shape == (0,)
 
 
+def test_output_quads_are_clipped_to_the_image():
+    boxes = np.array([[-30, -10, 80, -10, 80, 40, -30, 40, 0.9]], np.float32)
+    quads, _ = postprocess.to_output_quads(boxes, 1.0, 1.0, image_hw=(30, 60))
+    assert quads.tolist() == [[[0, 0], [59, 0], [59, 29], [0, 29]]]
+    # A box entirely outside collapses to an edge and is dropped.
+    outside = np.array([[70, 5, 90, 5, 90, 25, 70, 25, 0.9]], np.float32)
+    assert postprocess.to_output_quads(outside, 1.0, 1.0, image_hw=(30, 60))[0].shape == (0, 4, 2)
+
+
+def test_detector_boxes_stay_inside_the_image():
+    """The network's distances can reach past the border: every output corner lies in the image."""
+    score_maps, geo_maps = perfect_predictor(np.zeros((1, 192, 256, 3), np.float32))
+    grown = geo_maps.copy()
+    grown[..., :4] += np.where(score_maps > 0, 40.0, 0.0)  # each box 40 px larger on every side
+    detector = postprocess.Detector(lambda images: (score_maps, grown), postprocess.DetectOptions(box_thresh=0.05))
+    quads = detector(np.zeros((192, 256, 3), np.uint8)).quads
+    assert len(quads) >= 1
+    assert quads[..., 0].min() == 0 and quads[..., 0].max() == 255
+    assert quads[..., 1].min() == 0 and quads[..., 1].max() == 191
+
+
 def test_list_images(tmp_path):
     make_dataset(tmp_path / "a", [(64, 64)])
     make_dataset(tmp_path / "a" / "sub", [(64, 64), (64, 64)])
@@ -153,7 +174,7 @@ def test_batches_and_nowrite_images(tmp_path):
 
 def test_output_dir_must_not_hold_the_inputs(tmp_path):
     make_dataset(tmp_path / "images", [(64, 64)])
-    with pytest.raises(ValueError, match="holds the input image"):
+    with pytest.raises(ValueError, match="is the same path as --test_data_path"):
         east_eval.run_evaluation(config(tmp_path, output_dir=str(tmp_path / "images")), (perfect_predictor, {}))
 
 

@@ -17,6 +17,7 @@ import pytest
 
 import checkpoints
 import train
+from samples import DataError
 from conftest import kill_after_step_cli
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -305,3 +306,33 @@ def test_resume_with_a_changed_learning_rate_is_refused_unless_allowed(tiny_data
     state = checkpoints.read_state(folder / "ckpt-2")
     assert state["flags"]["init_learning_rate"] == 0.001
     assert float(_log_rows(folder)[2]["lr"]) == pytest.approx(0.001)
+
+
+def test_data_without_a_box_stops_before_the_first_step(tiny_data, tmp_path):
+    """Images whose annotation files the format does not find are background-only: the run used to
+    print "2 images, 0 boxes" and train to the end with exit 0."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for image in tiny_data.glob("*.jpg"):
+        (photos / image.name).write_bytes(image.read_bytes())
+    result = _run_cli(_cli(photos, tmp_path / "run", "--annotation_format=icdar2015", "--max_steps=2"))
+    assert result.returncode == 2, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("train.py:")]
+    assert len(errors) == 1 and "no box to learn from" in errors[0] and "--allow_empty" in errors[0]
+    assert "Traceback" not in result.stderr
+    assert not list((tmp_path / "run").glob("ckpt-*"))
+    # Background-only fine-tuning is asked for explicitly.
+    config = train.TrainConfig(**TINY, training_data_path=str(photos), checkpoint_path=str(tmp_path / "bg"),
+                               annotation_format="icdar2015", max_steps=1, save_checkpoint_steps=1,
+                               allow_empty=True)
+    assert train.run_training(config, report=lambda line: None)["step"] == 1
+
+
+def test_dont_care_boxes_alone_are_nothing_to_learn_from(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    cv2.imwrite(str(data / "img_1.jpg"), np.full((128, 128, 3), 40, np.uint8))
+    (data / "gt_img_1.txt").write_text("10,10,100,10,100,50,10,50,###\n")
+    config = train.TrainConfig(**TINY, training_data_path=str(data), checkpoint_path=str(tmp_path / "run"))
+    with pytest.raises(DataError, match="1 boxes, 1 don't care"):
+        train.run_training(config)
