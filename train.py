@@ -592,8 +592,6 @@ def define_flags() -> None:
     """Define the command-line flags (EAST-tf2's names and defaults, plus additions)."""
     from absl import flags
 
-    from annotation_loaders import format_choices
-
     defaults = TrainConfig()
     flags.DEFINE_integer("input_size", defaults.input_size, "input size for training of the network")
     flags.DEFINE_integer("batch_size", defaults.batch_size, "batch size for training (global, split across GPUs)")
@@ -619,6 +617,13 @@ def define_flags() -> None:
     flags.DEFINE_string("geometry", defaults.geometry, "geometry type; only RBOX is implemented")
     flags.DEFINE_boolean("suppress_warnings_and_error_messages", defaults.suppress_warnings_and_error_messages,
                          "hide per-image data warnings during training (they are summarised once)")
+    _define_added_flags(flags, defaults)
+
+
+def _define_added_flags(flags, defaults: "TrainConfig") -> None:
+    """The flags this project adds to EAST-tf2's (defaults from ``defaults``)."""
+    from annotation_loaders import format_choices
+
     flags.DEFINE_string("annotation_format", defaults.annotation_format,
                         f"annotation format of training_data_path ({', '.join(format_choices())})")
     flags.DEFINE_boolean("strict", defaults.strict, "fail on the first annotation problem instead of skipping")
