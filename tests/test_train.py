@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import checkpoints
+import network_io
 import train
 from samples import DataError
 from conftest import kill_after_step_cli
@@ -82,7 +83,8 @@ def test_overfits_two_images(tiny_data, tmp_path):
     assert (tmp_path / "run" / "logs").is_dir() and any((tmp_path / "run" / "logs").iterdir())
     network, info = checkpoints.load_model_for_inference(str(tmp_path / "run"))
     assert info == {"checkpoint": str(tmp_path / "run" / "ckpt-60"), "step": 60, "input_size": 64,
-                    "backbone": "mobilenetv2"}
+                    "backbone": "mobilenetv2", "distance_scale": network_io.DISTANCE_SCALE,
+                    "pixel_convention": "unit_range"}
 
 
 @pytest.mark.slow
