@@ -35,9 +35,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import postprocess
+
 import path_guard
 
 REPO_ROOT = Path(__file__).resolve().parent
+# eval.py's detection defaults: the one source of the thresholds both configs below use.
+_DETECT_DEFAULTS = postprocess.DetectOptions()
 DATA_MARKER = "demo_settings.json"  # written into data/demo/; names the settings the files there came from
 
 
@@ -82,9 +86,9 @@ class DemoConfig:
     # are ~15 px wide, inside what the model trained on. Measured on 100 fresh scenes (seed 7) with the
     # 1000-step model: hmean 0.404 at 512 px, 0.373 at 640 (threshold 0.8).
     max_side_len: int = 512
-    score_map_thresh: float = 0.8
-    box_thresh: float = 0.1
-    nms_thres: float = 0.2
+    score_map_thresh: float = _DETECT_DEFAULTS.score_map_thresh
+    box_thresh: float = _DETECT_DEFAULTS.box_thresh
+    nms_thres: float = _DETECT_DEFAULTS.nms_thres
     # The figure the demo promises on its own test split. The second-generation scenes (tiny and night
     # plates, unannotated look-alikes) are far harder than the first generation's quiet streets (0.99
     # there); 1000 CPU steps from random weights reach ~0.4 on them, so the demo checks that it learned
@@ -305,9 +309,9 @@ class FinetuneConfig:
     # at a fraction of full size; a previous measurement on plates_dev put 384 px well above 224 px,
     # 1024 px and full size (eval.py's 2400) for a model fine-tuned this way.
     max_side_len: int = 384
-    score_map_thresh: float = 0.8
-    box_thresh: float = 0.1
-    nms_thres: float = 0.2
+    score_map_thresh: float = _DETECT_DEFAULTS.score_map_thresh
+    box_thresh: float = _DETECT_DEFAULTS.box_thresh
+    nms_thres: float = _DETECT_DEFAULTS.nms_thres
 
     def settings(self) -> dict:
         return dataclasses.asdict(self)
