@@ -17,12 +17,15 @@ import geometry
 import network_io
 from samples import DataError, Sample, inspect_image
 
-__all__ = ["AugmentConfig", "MAX_DRAWS_PER_SLOT", "make_example", "try_example", "write_rgb"]
+__all__ = ["AugmentConfig", "MAX_DRAWS_PER_SLOT", "implied_max_side_len", "make_example", "training_view_sides",
+           "try_example", "write_rgb"]
 
 # EAST-tf2's crop_area gives up after this many random tries.
 CROP_MAX_TRIES = 50
 # A batch slot draws at most this many images before giving up (unreadable images, failed crops).
 MAX_DRAWS_PER_SLOT = 100
+# Random crops drawn to find the scale at which training shows whole images (implied_max_side_len).
+SCALE_DRAWS = 256
 
 
 @dataclass(frozen=True)
@@ -338,3 +341,42 @@ def make_example(sample: Sample, rng: np.random.Generator, config: AugmentConfig
             example["image"] = write_rgb(image_bgr, np.empty(image_bgr.shape, np.uint8))
             return example
     raise DataError(f"{sample.image_path}: no usable crop in {MAX_DRAWS_PER_SLOT} draws")
+
+
+def training_view_sides(samples, config: AugmentConfig, draws: int = SCALE_DRAWS, seed: int = 0) -> np.ndarray:
+    """The longer side, in network px, of the whole image behind each of ``draws`` random text crops.
+
+    Each crop's total scale (random rescale, then resize of the padded square to input_size) applied
+    to its image's longer side: the ``max_side_len`` at which a test image shows its text at the size
+    this crop showed it to the network. Only the crop plans are drawn (no image is read); samples
+    without a known image size or a box to care about, and crops without text, are left out.
+
+    Returns:
+        float64 (K,), K <= draws (K = 0 when no sample has text).
+    """
+    usable = [sample for sample in samples if sample.image_hw is not None and (~sample.dont_care).any()]
+    if not usable:
+        return np.zeros(0)
+    rng = np.random.default_rng(seed)
+    sides = []
+    for _ in range(draws):
+        sample = usable[int(rng.integers(len(usable)))]
+        plan = _plan_crop(sample, sample.image_hw, rng, config)
+        if plan is None or plan.selected.size == 0:
+            continue
+        height, width = sample.image_hw
+        sides.append(max(height * plan.scale_xy[1], width * plan.scale_xy[0]) * config.input_size / plan.side)
+    return np.asarray(sides, dtype=np.float64)
+
+
+def implied_max_side_len(samples, config: AugmentConfig, draws: int = SCALE_DRAWS, seed: int = 0) -> int | None:
+    """The eval ``max_side_len`` at which photos like the training ones show text at its median training size.
+
+    The median of ``training_view_sides``, rounded to a multiple of network_io.SIZE_MULTIPLE (at
+    least one); None when no crop shows text. A pure function of (samples, config, draws, seed).
+    """
+    sides = training_view_sides(samples, config, draws, seed)
+    if not sides.size:
+        return None
+    multiple = network_io.SIZE_MULTIPLE
+    return max(multiple, int(round(float(np.median(sides)) / multiple)) * multiple)

@@ -456,6 +456,12 @@ def load_pretrained_weights(model: keras.Model, model_path: str | os.PathLike, m
     return {"checkpoint": str(checkpoint), "step": int(state["step"])}
 
 
+def recorded_max_side_len(state: dict) -> int | None:
+    """The eval max_side_len a checkpoint's state records (train.py's implied scale), or None."""
+    value = (state.get("inference") or {}).get("max_side_len")
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= network_io.SIZE_MULTIPLE else None
+
+
 def load_model_for_inference(model_path: str | os.PathLike) -> tuple[keras.Model, dict]:
     """Build the network a checkpoint was trained with and load its weights (no download).
 
@@ -466,7 +472,8 @@ def load_model_for_inference(model_path: str | os.PathLike) -> tuple[keras.Model
     Returns:
         (model, info): the ``build_east`` model with outputs [score_map, geo_map], and
         info = {checkpoint: str, step: int, input_size: int, backbone: str, distance_scale: int,
-        pixel_convention: str}.
+        pixel_convention: str, max_side_len: int or None}; max_side_len is the eval scale the
+        training data and augmentation imply (train.py records it; None in older checkpoints).
 
     Raises:
         CheckpointError: nothing usable at model_path.
@@ -479,5 +486,5 @@ def load_model_for_inference(model_path: str | os.PathLike) -> tuple[keras.Model
     _load_weights(network, checkpoint / WEIGHTS_FILE)
     info = {"checkpoint": str(checkpoint), "step": int(state["step"]),
             "input_size": int(model_config["input_size"]), "backbone": model_config["backbone"],
-            **network_options(state)}
+            **network_options(state), "max_side_len": recorded_max_side_len(state)}
     return network, info

@@ -305,10 +305,9 @@ class FinetuneConfig:
     bn_momentum: float = 0.9
     seed: int = 0
     split_ratio: float = 0.8
-    # Real photos: the plate is a small part of a large picture, and crops of 128 px reach the network
-    # at a fraction of full size; a previous measurement on plates_dev put 384 px well above 224 px,
-    # 1024 px and full size (eval.py's 2400) for a model fine-tuned this way.
-    max_side_len: int = 384
+    # None: eval.py runs at the scale the fine-tuned checkpoint records, the one at which the user's
+    # own training photos showed their plates to the network (augmentation.implied_max_side_len).
+    max_side_len: int | None = None
     score_map_thresh: float = _DETECT_DEFAULTS.score_map_thresh
     box_thresh: float = _DETECT_DEFAULTS.box_thresh
     nms_thres: float = _DETECT_DEFAULTS.nms_thres
@@ -455,7 +454,8 @@ def finetune_evaluate(config: FinetuneConfig, test_dir: Path, paths: DemoPaths) 
     return run_command(
         ["eval.py", f"--test_data_path={_shown(test_dir)}", f"--model_path={_shown(paths.model)}",
          f"--output_dir={_shown(paths.outputs)}", f"--gt_path={_shown(test_dir)}",
-         f"--max_side_len={config.max_side_len}", f"--score_map_thresh={config.score_map_thresh}",
+         *([] if config.max_side_len is None else [f"--max_side_len={config.max_side_len}"]),
+         f"--score_map_thresh={config.score_map_thresh}",
          f"--box_thresh={config.box_thresh}", f"--nms_thres={config.nms_thres}"],
         "detect plates on your test photos and score them against your annotations")
 

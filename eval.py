@@ -55,7 +55,8 @@ class EvalConfig:
     score_map_thresh: float = DETECT_DEFAULTS.score_map_thresh
     box_thresh: float = DETECT_DEFAULTS.box_thresh
     nms_thres: float = DETECT_DEFAULTS.nms_thres
-    max_side_len: int = DETECT_DEFAULTS.max_side_len
+    # None: the scale the model's checkpoint records (train.py), else DetectOptions' (EAST-tf2's 2400).
+    max_side_len: int | None = None
     batch_size: int = 1
     write_images: bool = True
     gt_path: str | None = None
@@ -72,10 +73,23 @@ class EvalConfig:
 
     @property
     def detect_options(self) -> postprocess.DetectOptions:
-        """The detection settings (validated by DetectOptions: thresholds in [0, 1], sides >= 32)."""
+        """The detection settings (validated by DetectOptions: thresholds in [0, 1], sides >= 32);
+        max_side_len None stands for DetectOptions' default here (see ``for_model``)."""
         return postprocess.DetectOptions(
             score_map_thresh=self.score_map_thresh, box_thresh=self.box_thresh, nms_thres=self.nms_thres,
-            max_side_len=self.max_side_len, test_scales=postprocess.parse_test_scales(self.test_scales))
+            max_side_len=DETECT_DEFAULTS.max_side_len if self.max_side_len is None else self.max_side_len,
+            test_scales=postprocess.parse_test_scales(self.test_scales))
+
+    def for_model(self, model_info: dict) -> "EvalConfig":
+        """This config with max_side_len settled: the given one, else the model's recorded one
+        (``model_info["max_side_len"]``, from its checkpoint), else DetectOptions' default."""
+        if self.max_side_len is not None:
+            return self
+        recorded = model_info.get("max_side_len")
+        if recorded is not None and not self.test_scales:
+            log.info("max_side_len %d: the scale the model's training implies (its checkpoint records it); "
+                     "--max_side_len overrides it", recorded)
+        return dataclasses.replace(self, max_side_len=postprocess.settle_max_side_len(None, model_info))
 
 
 @dataclass
@@ -345,6 +359,7 @@ def run_evaluation(config: EvalConfig, predictor: tuple[Predictor, dict] | None 
                                                                                  config.annotation_format)
     output_dir.mkdir(parents=True, exist_ok=True)
     predict, model_info = predictor if predictor is not None else load_predictor(config.model_path)
+    config = config.for_model(model_info)
     newline = "\r\n" if config.output_format == "icdar" else "\n"
     log.info("%d image(s) from %s", len(images), config.test_data_path)
 
@@ -392,7 +407,9 @@ def _define_flags(flags) -> None:
     flags.DEFINE_float("box_thresh", DETECT_DEFAULTS.box_thresh,
                        "drop boxes whose mean score inside is at or below this, in [0, 1]")
     flags.DEFINE_float("nms_thres", DETECT_DEFAULTS.nms_thres, "IoU threshold of the locality-aware NMS, in [0, 1]")
-    flags.DEFINE_integer("max_side_len", DETECT_DEFAULTS.max_side_len, "longest image side fed to the network (px)")
+    flags.DEFINE_integer("max_side_len", DETECT_DEFAULTS.max_side_len,
+                         "longest image side fed to the network (px); when not given, the scale a checkpoint "
+                         "records (train.py: where its training showed text), else this default")
     flags.DEFINE_string("test_scales", "",
                         "comma-separated max_side_len values, e.g. '256,512,1024': run the network at each, "
                         "merge all boxes by NMS (default: one run at --max_side_len)")
@@ -415,7 +432,10 @@ def main(argv: Sequence[str]) -> None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpus
     logging.getLogger().setLevel(logging.INFO)
     try:
-        config = EvalConfig(**{field.name: flag_values[field.name].value for field in dataclasses.fields(EvalConfig)})
+        values = {field.name: flag_values[field.name].value for field in dataclasses.fields(EvalConfig)}
+        if not flag_values["max_side_len"].present:
+            values["max_side_len"] = None  # the checkpoint's recorded scale, else the flag's default
+        config = EvalConfig(**values)
         summary = run_evaluation(config)
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)

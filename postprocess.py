@@ -74,6 +74,15 @@ class DetectOptions:
         return self.test_scales or (self.max_side_len,)
 
 
+def settle_max_side_len(given: int | None, model_info: dict) -> int:
+    """The max_side_len to run a model at: ``given``, else the one its checkpoint records
+    (``model_info["max_side_len"]``: the scale its training data and augmentation imply, see
+    augmentation.implied_max_side_len), else DetectOptions' default (EAST-tf2's 2400)."""
+    if given is not None:
+        return int(given)
+    return int(model_info.get("max_side_len") or DetectOptions.max_side_len)
+
+
 def parse_test_scales(text: str) -> tuple[int, ...]:
     """``"256,512,1024"`` -> (256, 512, 1024); "" -> ().
 

@@ -449,7 +449,9 @@ def parse_args(argv: Sequence[str]):
     parser.add_argument("--max_upload_mb", type=float, default=DEFAULT_MAX_UPLOAD_MB)
     parser.add_argument("--max_megapixels", type=float, default=DEFAULT_MAX_MEGAPIXELS)
     defaults = postprocess.DetectOptions()
-    parser.add_argument("--max_side_len", type=int, default=defaults.max_side_len)
+    parser.add_argument("--max_side_len", type=int, default=None,
+                        help=f"longest image side fed to the network (default: the scale a checkpoint records, "
+                             f"else {defaults.max_side_len})")
     parser.add_argument("--score_map_thresh", type=float, default=defaults.score_map_thresh)
     parser.add_argument("--box_thresh", type=float, default=defaults.box_thresh)
     parser.add_argument("--nms_thres", type=float, default=defaults.nms_thres)
@@ -465,12 +467,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
+        test_scales = postprocess.parse_test_scales(args.test_scales)
+        postprocess.DetectOptions(score_map_thresh=args.score_map_thresh, box_thresh=args.box_thresh,
+                                  nms_thres=args.nms_thres, test_scales=test_scales)  # bad values fail before loading
+        predictor = exported_models.load_predictor(args.model_path, num_threads=args.num_threads)
         detect_options = postprocess.DetectOptions(
             score_map_thresh=args.score_map_thresh, box_thresh=args.box_thresh, nms_thres=args.nms_thres,
-            max_side_len=args.max_side_len, test_scales=postprocess.parse_test_scales(args.test_scales))
+            max_side_len=postprocess.settle_max_side_len(args.max_side_len, predictor.info), test_scales=test_scales)
         config = ServeConfig(max_upload_bytes=int(args.max_upload_mb * 2**20),
                              max_pixels=int(args.max_megapixels * 1e6), detect=detect_options)
-        predictor = exported_models.load_predictor(args.model_path, num_threads=args.num_threads)
         app = create_app(predictor, config)
     except (ValueError, ImportError) as error:
         print(f"serve.py: error: {error}", file=sys.stderr)

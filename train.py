@@ -182,7 +182,9 @@ class TrainingSetup:
     (``model.build_east``) whose weights are checkpointed; trainer: the compiled training model;
     schedule: the learning-rate schedule (step -> lr); strategy: a tf.distribute strategy or None;
     step: the steps already done (the restored checkpoint's, else 0); placement: this machine's
-    distribute.Placement (its slice of each batch; whether it writes into checkpoint_path).
+    distribute.Placement (its slice of each batch; whether it writes into checkpoint_path);
+    eval_max_side_len: the eval max_side_len these samples and this augmentation imply
+    (augmentation.implied_max_side_len), recorded in every checkpoint for eval.py and serve.py.
     """
 
     config: TrainConfig
@@ -194,6 +196,7 @@ class TrainingSetup:
     strategy: object
     step: int
     placement: object = None
+    eval_max_side_len: int | None = None
 
 
 def run_training(config: TrainConfig, report: Callable[[str], None] = log.info, *,
@@ -275,6 +278,7 @@ def prepare_training(config: TrainConfig, report: Callable[[str], None] = log.in
     Sets the global Keras precision policy (``run_training`` restores the previous one).
     Writes nothing to ``config.checkpoint_path``.
     """
+    import augmentation
     import data_preprocessor
 
     latest, resume_state, source_state = _check_resume(config, report)
@@ -289,8 +293,12 @@ def prepare_training(config: TrainConfig, report: Callable[[str], None] = log.in
         network, trainer, schedule = _build_model(config, source_state)
         trainer.optimizer.build(trainer.trainable_variables)
         step = _restore(config, latest, resume_state, network, trainer.optimizer, report)
-    return TrainingSetup(config, dataset.samples, augment_config(config), network, trainer, schedule,
-                         strategy, step, placement)
+    augment = augment_config(config)
+    eval_side = augmentation.implied_max_side_len(dataset.samples, augment)
+    report(f"this data at this augmentation shows text as eval.py does at --max_side_len={eval_side}; "
+           f"checkpoints record it as eval.py's default for this model")
+    return TrainingSetup(config, dataset.samples, augment, network, trainer, schedule,
+                         strategy, step, placement, eval_side)
 
 
 def check_has_boxes(dataset, config: TrainConfig) -> None:
@@ -541,7 +549,8 @@ def _log_and_save(setup: TrainingSetup, runner, logger: TrainLogger, logs: dict,
     if save_now:
         runner.sync()
         state = {"seed": config.seed, "batch_size": config.batch_size, "model": config.model_config,
-                 "flags": resume_flags.recorded(config), "data_position": {"seed": config.seed, "next_step": step}}
+                 "flags": resume_flags.recorded(config), "data_position": {"seed": config.seed, "next_step": step},
+                 "inference": {"max_side_len": setup.eval_max_side_len}}
         saved = checkpoints.save_checkpoint(logger.folder, step, setup.network, setup.trainer.optimizer, state,
                                             max_to_keep=config.max_to_keep)
         if setup.placement is not None and not setup.placement.is_chief:

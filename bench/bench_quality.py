@@ -77,8 +77,9 @@ def eval_settings() -> dict[str, dict]:
     settings = {str(n): {"max_side_len": n} for n in MAX_SIDE_LENS}
     settings["defaults"] = {}
     for name, config in (("demo", demo_config), ("finetune", finetune_config)):
-        settings[name] = {key: getattr(config, key)
-                          for key in ("max_side_len", "score_map_thresh", "box_thresh", "nms_thres")}
+        # A setting left None is eval.py's own (max_side_len: the scale the checkpoint records).
+        settings[name] = {key: getattr(config, key) for key in ("max_side_len", "score_map_thresh", "box_thresh",
+                                                               "nms_thres") if getattr(config, key) is not None}
     return settings
 
 

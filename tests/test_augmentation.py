@@ -1,4 +1,5 @@
 """Tests for augmentation.py: EAST-tf2's rescale, crop, pad and resize keep every quad on its pixels."""
+import dataclasses
 from pathlib import Path
 
 import cv2
@@ -141,3 +142,29 @@ def test_covered_matches_eastf2_slices_and_empty_input():
         expected[start:end] = True
     np.testing.assert_array_equal(augmentation._covered(starts, ends, 100), expected)
     assert not augmentation._covered(np.zeros(0, np.int64), np.zeros(0, np.int64), 5).any()
+
+
+def _plate_sample(box_width: float, image_hw=(100, 200)) -> Sample:
+    """A sample (no file: only the crop plan is drawn) with one box_width x 10 px box."""
+    quad = np.array([[[20, 40], [20 + box_width, 40], [20 + box_width, 50], [20, 50]]], np.float32)
+    return Sample("unused.jpg", None, quad, np.zeros(1, bool), ("plate",), image_hw)
+
+
+def test_implied_max_side_len_is_the_median_side_training_shows_text_at():
+    # Every text crop scales its box to 0.25 * 64 = 16 px wide: a 50 px box by 0.32, a 25 px box by
+    # 0.64, so the 200 px wide image is seen 64 resp. 128 px wide (the 1.1 y jitter keeps 100 px below).
+    config = augmentation.AugmentConfig(input_size=64, text_width_range=(0.25, 0.25), background_ratio=0.25)
+    sides = augmentation.training_view_sides([_plate_sample(50)], config, draws=40)
+    assert 20 <= len(sides) < 40  # background crops (no text) are left out
+    np.testing.assert_allclose(sides, 64.0)
+    assert augmentation.implied_max_side_len([_plate_sample(50)], config, draws=32) == 64
+    assert augmentation.implied_max_side_len([_plate_sample(25)], config, draws=32) == 128
+    # Three 25 px samples to one 50 px one: the median is 128; the draws are a pure function of the seed.
+    mixed = [_plate_sample(25)] * 3 + [_plate_sample(50)]
+    assert augmentation.implied_max_side_len(mixed, config, draws=64) == 128
+    np.testing.assert_array_equal(augmentation.training_view_sides(mixed, config, draws=32, seed=3),
+                                  augmentation.training_view_sides(mixed, config, draws=32, seed=3))
+    # No box to care about, or no known size: nothing to imply.
+    dont_care = dataclasses.replace(_plate_sample(50), dont_care=np.ones(1, bool))
+    assert augmentation.implied_max_side_len([dont_care], config) is None
+    assert augmentation.implied_max_side_len([_plate_sample(50, image_hw=None)], config) is None

@@ -6,7 +6,9 @@ import shutil
 import numpy as np
 import pytest
 
+import augmentation
 import checkpoints
+import data_preprocessor
 import model as east_model
 import network_io
 import train
@@ -21,7 +23,7 @@ def trained_64(tmp_path_factory):
     config = train.TrainConfig(**TINY, training_data_path=str(data), checkpoint_path=str(root / "run64"),
                                max_steps=1, save_checkpoint_steps=1)
     train.run_training(config, report=lambda line: None)
-    return {"root": root, "data": data, "run": root / "run64"}
+    return {"root": root, "data": data, "run": root / "run64", "config": config}
 
 
 def _make_legacy(checkpoint_folder, destination):
@@ -31,6 +33,7 @@ def _make_legacy(checkpoint_folder, destination):
     state = json.loads(state_path.read_text())
     for key in checkpoints.NETWORK_CONFIG_KEYS:
         del state["model"][key]
+    del state["inference"]
     state_path.write_text(json.dumps(state))
     return destination
 
@@ -39,6 +42,11 @@ def test_state_records_the_network_config(trained_64):
     state = checkpoints.read_state(checkpoints.latest_checkpoint(trained_64["run"]))
     assert state["model"] == {"input_size": 64, "backbone": "mobilenetv2",
                               "distance_scale": network_io.DISTANCE_SCALE, "pixel_convention": "unit_range"}
+    # The eval scale the run's data and augmentation imply, for eval.py and serve.py.
+    samples = data_preprocessor.load_dataset(trained_64["data"]).samples
+    implied = augmentation.implied_max_side_len(samples, train.augment_config(trained_64["config"]))
+    assert state["inference"] == {"max_side_len": implied} and implied % 32 == 0
+    assert checkpoints.load_model_for_inference(trained_64["run"])[1]["max_side_len"] == implied
 
 
 def test_legacy_state_means_distance_scale_input_size_and_unit_range(trained_64, tmp_path):
@@ -50,6 +58,7 @@ def test_legacy_state_means_distance_scale_input_size_and_unit_range(trained_64,
     legacy, info = checkpoints.load_model_for_inference(legacy_ckpt)
     modern, _ = checkpoints.load_model_for_inference(modern_ckpt)
     assert info["distance_scale"] == 64 and info["pixel_convention"] == "unit_range"
+    assert info["max_side_len"] is None  # no recorded eval scale: eval.py falls back to its 2400
     pixels = np.random.default_rng(0).integers(0, 256, (1, 64, 96, 3), dtype=np.uint8)
     legacy_geo, modern_geo = np.asarray(legacy(pixels)[1]), np.asarray(modern(pixels)[1])
     # Same weights; only the head's scale differs: 64 px (legacy) against 512 px.

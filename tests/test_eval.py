@@ -195,14 +195,14 @@ def tiny_checkpoint(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("output_format, prefix", [("plain", ""), ("icdar", "res_")])
-def test_eval_cli_with_a_tiny_trained_model(tiny_checkpoint, tmp_path, output_format, prefix):
+@pytest.mark.parametrize("output_format, prefix, side_flag", [("plain", "", []), ("icdar", "res_", ["--max_side_len=96"])])
+def test_eval_cli_with_a_tiny_trained_model(tiny_checkpoint, tmp_path, output_format, prefix, side_flag):
     images = tiny_checkpoint / "images"
     out = tmp_path / "out"
     done = subprocess.run(
         [sys.executable, str(REPO_ROOT / "eval.py"), f"--test_data_path={images}",
          f"--model_path={tiny_checkpoint / 'ckpt'}", f"--output_dir={out}", f"--gt_path={images}",
-         f"--output_format={output_format}", "--score_map_thresh=0.5"],
+         f"--output_format={output_format}", "--score_map_thresh=0.5", *side_flag],
         capture_output=True, text=True, cwd=str(REPO_ROOT), env=os.environ | {"CUDA_VISIBLE_DEVICES": ""},
         timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -214,6 +214,10 @@ def test_eval_cli_with_a_tiny_trained_model(tiny_checkpoint, tmp_path, output_fo
     summary = json.loads((out / "summary.json").read_text())
     assert summary["images"] == 2 and summary["evaluation"]["images"] == 2
     assert summary["model"]["step"] == 2
+    # The checkpoint records the scale its training implies; eval.py uses it unless --max_side_len is given.
+    recorded = summary["model"]["max_side_len"]
+    assert isinstance(recorded, int) and recorded % 32 == 0
+    assert summary["config"]["max_side_len"] == (96 if side_flag else recorded)
 
 
 def test_detector_matches_postprocess_detect_boxes_and_times_each_stage():
@@ -234,8 +238,14 @@ def test_eval_flag_defaults_come_from_detect_options():
     defaults = postprocess.DetectOptions()
     config = east_eval.EvalConfig("a", "b", "c")
     assert config.detect_options == defaults
-    assert (config.score_map_thresh, config.box_thresh, config.nms_thres, config.max_side_len) == (
-        defaults.score_map_thresh, defaults.box_thresh, defaults.nms_thres, defaults.max_side_len)
+    assert (config.score_map_thresh, config.box_thresh, config.nms_thres) == (
+        defaults.score_map_thresh, defaults.box_thresh, defaults.nms_thres)
+    # max_side_len not given: the model's recorded scale, else DetectOptions' (EAST-tf2's 2400).
+    assert config.max_side_len is None
+    assert config.for_model({"max_side_len": 352}).max_side_len == 352
+    assert config.for_model({"max_side_len": None}).max_side_len == config.for_model({}).max_side_len == 2400
+    given = east_eval.EvalConfig("a", "b", "c", max_side_len=640)
+    assert given.for_model({"max_side_len": 352}) is given
     assert east_eval.EvalConfig("a", "b", "c", test_scales="256, 512").detect_options.scales == (256, 512)
     with pytest.raises(ValueError, match="test_scales"):
         east_eval.EvalConfig("a", "b", "c", test_scales="256,big")

@@ -118,8 +118,13 @@ def test_serve_defaults_come_from_detect_options_and_test_scales_merge():
 
     args = serve.parse_args([])
     defaults = postprocess.DetectOptions()
-    assert (args.score_map_thresh, args.box_thresh, args.nms_thres, args.max_side_len) == (
-        defaults.score_map_thresh, defaults.box_thresh, defaults.nms_thres, defaults.max_side_len)
+    assert (args.score_map_thresh, args.box_thresh, args.nms_thres) == (
+        defaults.score_map_thresh, defaults.box_thresh, defaults.nms_thres)
+    # max_side_len: the one given, else the checkpoint's recorded scale, else DetectOptions' default.
+    assert args.max_side_len is None
+    assert postprocess.settle_max_side_len(None, {}) == defaults.max_side_len == 2400
+    assert postprocess.settle_max_side_len(None, {"max_side_len": 352}) == 352
+    assert postprocess.settle_max_side_len(640, {"max_side_len": 352}) == 640
     assert serve.ServeConfig().detect == defaults
     image = np.full((240, 320, 3), 90, np.uint8)
     single = serve.detect(image, rectangle_predictor, defaults)
