@@ -13,9 +13,11 @@ install-dev: install
 	    || { echo "make: WARNING: could not install chromium; the browser test of serve.py will be skipped" \
 	         "(in CI, CI=true or EAST_STRICT_SKIPS=1, it fails instead)" >&2; }; }
 
-## make test: install everything the tests need, then run the whole suite.
+## make test: install everything the tests need, then run the whole suite, TEST_WORKERS test files at a time
+## (module fixtures stay in one process: --dist loadfile).
+TEST_WORKERS ?= 2
 test: install-dev
-	$(PYTHON) -m pytest
+	$(PYTHON) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 ## make test-fast: the unit tests only (no end-to-end training).
 test-fast: install-dev

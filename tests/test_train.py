@@ -1,5 +1,5 @@
 """train.py / checkpoints.py end to end on tiny data: overfit, exact resume after SIGKILL,
-SIGKILL in the middle of a save, fine-tuning, refusal of foreign folders, two devices."""
+SIGKILL in the middle of a save, fine-tuning, refusal of foreign folders (two devices: test_distributed.py)."""
 import csv
 import dataclasses
 import json
@@ -15,7 +15,9 @@ import h5py
 import numpy as np
 import pytest
 
+import augmentation
 import checkpoints
+import data_preprocessor
 import network_io
 import train
 from samples import DataError
@@ -82,9 +84,11 @@ def test_overfits_two_images(tiny_data, tmp_path):
     assert any("2 images" in line for line in lines)
     assert (tmp_path / "run" / "logs").is_dir() and any((tmp_path / "run" / "logs").iterdir())
     network, info = checkpoints.load_model_for_inference(str(tmp_path / "run"))
+    implied = augmentation.implied_max_side_len(data_preprocessor.load_dataset(tiny_data).samples,
+                                                train.augment_config(config))
     assert info == {"checkpoint": str(tmp_path / "run" / "ckpt-60"), "step": 60, "input_size": 64,
                     "backbone": "mobilenetv2", "distance_scale": network_io.DISTANCE_SCALE,
-                    "pixel_convention": "unit_range"}
+                    "pixel_convention": "unit_range", "max_side_len": implied}
 
 
 @pytest.mark.slow
@@ -239,30 +243,6 @@ def test_config_validation():
         train.TrainConfig().batch_size = 0
     with pytest.raises(ValueError, match="input_size must be a multiple of 32"):
         dataclasses.replace(train.TrainConfig(), input_size=100)
-
-
-TWO_DEVICE_SCRIPT = """
-import sys, tensorflow as tf
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-import train
-config = train.TrainConfig(input_size=64, batch_size=2, nb_workers=0, backbone="mobilenetv2",
-                           backbone_weights="none", log_steps=1, progress=False, max_steps=2,
-                           save_checkpoint_steps=2, training_data_path=sys.argv[1],
-                           checkpoint_path=sys.argv[2], gpu_list="/cpu:0,/cpu:1")
-assert train.make_strategy(config.gpu_list).num_replicas_in_sync == 2
-result = train.run_training(config)
-print("STEP", result["step"], result["loss"])
-"""
-
-
-@pytest.mark.slow
-def test_two_logical_devices_mirrored(tiny_data, tmp_path):
-    result = _run_cli([sys.executable, "-c", TWO_DEVICE_SCRIPT, str(tiny_data), str(tmp_path / "run")],
-                      {"PYTHONPATH": str(REPO_ROOT)})
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "STEP 2" in result.stdout
-    assert checkpoints.latest_checkpoint(tmp_path / "run").name == "ckpt-2"
 
 
 def test_text_width_range_flag_reaches_the_augmentation():
