@@ -1,11 +1,16 @@
-"""Shared test set-up: import path, quiet TensorFlow, the optional ../shared data."""
+"""Shared test set-up: import path, quiet TensorFlow, the optional ../shared data, the tiny data
+set and the one tiny trained run that most training tests share."""
+import fcntl
 import importlib.util
+import json
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -24,6 +29,66 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is not present on this machine")
     return SHARED_DATA
+
+
+# --------------------------------------------------------------------------- tiny training data and run
+
+# The settings of every tiny training run: MobileNetV2 from random weights at 64 px, in-process data.
+TINY = dict(input_size=64, batch_size=2, nb_workers=0, backbone="mobilenetv2", backbone_weights="none",
+            log_steps=1, progress=False, seed=3)
+SHARED_RUN = dict(max_steps=60, save_checkpoint_steps=20, init_learning_rate=1e-3)
+
+
+def write_tiny_dataset(folder: Path) -> Path:
+    """Two 128x128 ICDAR-format images, each with two large axis-aligned white text boxes."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for index in range(2):
+        image = np.full((128, 128, 3), 40, np.uint8)
+        lines = []
+        for x0, y0, x1, y1 in ((10 + 4 * index, 20, 100 - 4 * index, 50), (20, 80, 110, 110)):
+            cv2.rectangle(image, (x0, y0), (x1, y1), (255, 255, 255), -1)
+            cv2.putText(image, "AB12", (x0 + 5, y1 - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 0, 0), 2)
+            lines.append(f"{x0},{y0},{x1},{y0},{x1},{y1},{x0},{y1},AB12")
+        cv2.imwrite(str(folder / f"img_{index + 1}.jpg"), image)
+        (folder / f"gt_img_{index + 1}.txt").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def shared_run_config(data: Path, checkpoint_path: Path, **overrides):
+    """The TrainConfig of the shared tiny run (``tiny_trained_run``), with ``overrides``."""
+    import train
+
+    return train.TrainConfig(**{**TINY, **SHARED_RUN, "training_data_path": str(data),
+                                "checkpoint_path": str(checkpoint_path), **overrides})
+
+
+@pytest.fixture(scope="session")
+def tiny_trained_run(tmp_path_factory) -> dict:
+    """One training run shared by the whole session: TINY settings, 60 steps at learning rate 1e-3,
+    checkpoints at steps 20, 40 and 60, a train_log.csv row per step.
+
+    Trained once: under pytest-xdist the first worker to need it trains it (under a file lock) in
+    the folder all workers share, the others reuse it. Read-only for tests: copy it
+    (shutil.copytree) before resuming, fine-tuning into or damaging it.
+
+    Returns {"data": tiny data folder, "run": checkpoint folder, "config": its TrainConfig,
+    "lines": what train.py reported}.
+    """
+    base = tmp_path_factory.getbasetemp()
+    root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "shared-tiny-run"
+    root.mkdir(parents=True, exist_ok=True)
+    config = shared_run_config(root / "data", root / "run")
+    with open(root / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (root / "lines.json").is_file():
+            import train
+
+            write_tiny_dataset(root / "data")
+            lines: list[str] = []
+            train.run_training(config, report=lines.append)
+            (root / "lines.json").write_text(json.dumps(lines))
+    return {"data": root / "data", "run": root / "run", "config": config,
+            "lines": json.loads((root / "lines.json").read_text())}
 
 
 requires_jax = pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")

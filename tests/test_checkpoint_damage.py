@@ -1,10 +1,8 @@
 """checkpoints.py: a damaged (truncated) checkpoint is named as damaged, skipped for the newest
 intact one with a message, and never deleted."""
-import dataclasses
 import json
 from pathlib import Path
 
-import cv2
 import keras
 import numpy as np
 import pytest
@@ -87,24 +85,18 @@ def test_resaving_a_damaged_step_keeps_the_damaged_copy(tmp_path, network):
     checkpoints.check_training_folder(folder)  # the kept copy is part of a training run
 
 
-def test_resume_skips_a_truncated_checkpoint(tmp_path, caplog):
-    import train
+def test_resume_skips_a_truncated_checkpoint(tiny_trained_run, tmp_path, caplog):
+    import shutil
 
-    data = tmp_path / "data"
-    data.mkdir()
-    image = np.full((96, 96, 3), 40, np.uint8)
-    image[20:50, 10:80] = 255
-    cv2.imwrite(str(data / "img_1.jpg"), image)
-    (data / "gt_img_1.txt").write_text("10,20,80,20,80,50,10,50,AB12\n")
-    config = train.TrainConfig(input_size=64, batch_size=1, nb_workers=0, backbone="mobilenetv2",
-                               backbone_weights="none", log_steps=1, progress=False, max_steps=2,
-                               save_checkpoint_steps=1, training_data_path=str(data),
-                               checkpoint_path=str(tmp_path / "run"))
-    train.run_training(config)
-    damaged = _truncate(tmp_path / "run" / "ckpt-2" / checkpoints.WEIGHTS_FILE)
+    import train
+    from conftest import shared_run_config
+
+    shutil.copytree(tiny_trained_run["run"], tmp_path / "run")
+    damaged = _truncate(tmp_path / "run" / "ckpt-60" / checkpoints.WEIGHTS_FILE)
     reports = []
-    result = train.run_training(dataclasses.replace(config, max_steps=3), report=reports.append)
-    assert "resumed from step 1" in reports and result["step"] == 3
-    assert any("ckpt-2/model.weights.h5 is damaged" in record.getMessage() for record in caplog.records)
-    assert (tmp_path / "run" / "ckpt-2.damaged" / checkpoints.WEIGHTS_FILE).read_bytes() == damaged
-    assert json.loads((tmp_path / "run" / "ckpt-3" / checkpoints.STATE_FILE).read_text())["step"] == 3
+    config = shared_run_config(tiny_trained_run["data"], tmp_path / "run", max_steps=61)
+    result = train.run_training(config, report=reports.append)
+    assert "resumed from step 40" in reports and result["step"] == 61
+    assert any("ckpt-60/model.weights.h5 is damaged" in record.getMessage() for record in caplog.records)
+    assert (tmp_path / "run" / "ckpt-60.damaged" / checkpoints.WEIGHTS_FILE).read_bytes() == damaged
+    assert json.loads((tmp_path / "run" / "ckpt-61" / checkpoints.STATE_FILE).read_text())["step"] == 61

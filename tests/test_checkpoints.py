@@ -12,18 +12,13 @@ import data_preprocessor
 import model as east_model
 import network_io
 import train
-from test_train import TINY, _write_tiny_dataset
+from conftest import TINY
 
 
-@pytest.fixture(scope="module")
-def trained_64(tmp_path_factory):
-    """A one-step MobileNetV2 run at input 64 (random init), and its tiny data."""
-    root = tmp_path_factory.mktemp("ckpt")
-    data = _write_tiny_dataset(root / "data")
-    config = train.TrainConfig(**TINY, training_data_path=str(data), checkpoint_path=str(root / "run64"),
-                               max_steps=1, save_checkpoint_steps=1)
-    train.run_training(config, report=lambda line: None)
-    return {"root": root, "data": data, "run": root / "run64", "config": config}
+@pytest.fixture
+def trained_64(tiny_trained_run):
+    """The session's shared MobileNetV2 run at input 64 (conftest.tiny_trained_run), and its tiny data."""
+    return tiny_trained_run
 
 
 def _make_legacy(checkpoint_folder, destination):

@@ -59,27 +59,6 @@ def test_fresh_removes_only_the_demo_folders(tmp_path):
     assert (tmp_path / "data" / "other").is_dir()
 
 
-@pytest.mark.slow
-def test_smoke_demo_runs_every_command_and_reruns(tmp_path, capsys):
-    for needed in ("train.py", "eval.py", "data_preprocessor.py"):
-        if not (REPO_ROOT / needed).is_file():
-            pytest.skip(f"{needed} is not there yet")
-    assert demo.main(["--profile", "smoke", "--root", str(tmp_path)]) == 0
-    first = capsys.readouterr().out
-    for command in ("$ python synthetic_data.py plates", "$ python data_preprocessor.py split",
-                    "$ python train.py", "$ python eval.py"):
-        assert command in first
-    assert "images all correct" in first and "hmean" in first
-    paths = _paths(tmp_path)
-    summary = json.loads((paths.outputs / "summary.json").read_text())
-    assert summary["evaluation"]["images"] == len(list(paths.test.glob("*.jpg")))
-    # A rerun keeps the data and the model and only evaluates again (train.py has nothing left to do).
-    assert demo.main(["--profile", "smoke", "--root", str(tmp_path)]) == 0
-    second = capsys.readouterr().out
-    assert "reusing the demo data" in second
-    assert "$ python synthetic_data.py" not in second
-
-
 # --------------------------------------------------------------------------- fine-tune on the user's photos
 def _write_plate_photos(folder: Path, count: int) -> None:
     """count tiny photos in the 'plate' format, one plate each (enough for stats and split)."""
@@ -161,18 +140,34 @@ def test_finetune_arguments_that_do_not_fit_together(arguments):
 
 
 @pytest.mark.slow
-def test_smoke_finetune_on_a_tiny_folder_then_on_a_given_split(tmp_path, capsys):
+def test_smoke_demo_then_finetune_on_a_tiny_folder_then_on_a_given_split(tmp_path, capsys):
+    for needed in ("train.py", "eval.py", "data_preprocessor.py"):
+        if not (REPO_ROOT / needed).is_file():
+            pytest.skip(f"{needed} is not there yet")
     photos = tmp_path / "photos"
     _write_plate_photos(photos, 10)
     before = _listing(photos)
     root = tmp_path / "root"
-    # No demo model under root yet: the normal (smoke) demo trains it first.
+    # No demo model under root yet: the normal (smoke) demo runs first, every command of it.
     assert demo.main(["--profile", "smoke", "--root", str(root), "--finetune_data", str(photos)]) == 0
     out = capsys.readouterr().out
-    for command in ("$ python synthetic_data.py plates", "$ python data_preprocessor.py stats",
-                    "$ python data_preprocessor.py split", "--pretrained_model_path=", "$ python eval.py"):
+    demo_part = out.split("the normal demo trains it first", 1)[1]
+    for command in ("$ python synthetic_data.py plates", "$ python data_preprocessor.py split",
+                    "$ python train.py", "$ python eval.py"):
+        assert command in demo_part
+    demo_paths = _paths(root)
+    summary = json.loads((demo_paths.outputs / "summary.json").read_text())
+    assert summary["evaluation"]["images"] == len(list(demo_paths.test.glob("*.jpg")))
+    for command in ("$ python data_preprocessor.py stats", "$ python data_preprocessor.py split",
+                    "--pretrained_model_path=", "$ python eval.py"):
         assert command in out
     assert "test photos all correct" in out and "outputs/finetune" in out
+    # The normal demo rerun keeps the data and the model and only evaluates again.
+    assert demo.main(["--profile", "smoke", "--root", str(root)]) == 0
+    second = capsys.readouterr().out
+    assert "reusing the demo data" in second and "$ python eval.py" in second
+    assert "test images all correct" in second and "hmean" in second
+    assert "$ python synthetic_data.py" not in second
     paths = demo.finetune_paths(root)
     assert len(list(paths.train.glob("*.jpg"))) == 8 and len(list(paths.test.glob("*.jpg"))) == 2
     assert (paths.model / "latest").is_file()

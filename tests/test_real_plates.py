@@ -1,8 +1,8 @@
 """Fine-tuning on the real plate photos of ../shared/data/plates_dev works end to end (issue 7).
 
-Ten real photos are split 80/20 with the project's own split tool; a tiny base model trained on
-the train part is fine-tuned from its checkpoint (fresh optimizer, step 0), and evaluated on held-out real photos with
-ICDAR scoring. Nothing here promises accuracy (a few steps at 64 px); it proves the path runs
+Ten real photos are split 80/20 with the project's own split tool; the session's shared tiny run
+(conftest.tiny_trained_run, synthetic boxes) is fine-tuned on the train part from its checkpoint (fresh
+optimizer, step 0), and evaluated on held-out real photos with ICDAR scoring. Nothing here promises accuracy (a few steps at 64 px); it proves the path runs
 on real files: their sizes, JPEG quirks and annotation lines.
 """
 import json
@@ -22,7 +22,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
-def test_fine_tune_on_real_plates_then_evaluate(shared_data, tmp_path):
+def test_fine_tune_on_real_plates_then_evaluate(shared_data, tiny_trained_run, tmp_path):
     plates = shared_data / "plates_dev" / "images"
     if not plates.is_dir():
         pytest.skip("plates_dev is not present")
@@ -37,12 +37,10 @@ def test_fine_tune_on_real_plates_then_evaluate(shared_data, tmp_path):
 
     common = dict(training_data_path=str(tmp_path / "train"), input_size=64, batch_size=2, backbone="mobilenetv2",
                   backbone_weights="none", nb_workers=0, progress=False, annotation_format="plate")
-    train.run_training(train.TrainConfig(checkpoint_path=str(tmp_path / "base"), max_steps=3, save_checkpoint_steps=3,
-                                         **common))
     result = train.run_training(train.TrainConfig(checkpoint_path=str(tmp_path / "tuned"), max_steps=2,
                                                   save_checkpoint_steps=2,
-                                                  pretrained_model_path=str(tmp_path / "base"), **common))
-    assert result["step"] == 2  # a fine-tune starts at step 0, not at the base run's step 3
+                                                  pretrained_model_path=str(tiny_trained_run["run"]), **common))
+    assert result["step"] == 2  # a fine-tune starts at step 0, not at the base run's step 60
 
     test_images = sorted((tmp_path / "test").glob("*.jpg"))
     assert len(test_images) == 2

@@ -21,26 +21,11 @@ import data_preprocessor
 import network_io
 import train
 from samples import DataError
-from conftest import kill_after_step_cli
+from conftest import TINY, kill_after_step_cli, write_tiny_dataset
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-TINY = dict(input_size=64, batch_size=2, nb_workers=0, backbone="mobilenetv2", backbone_weights="none",
-            log_steps=1, progress=False, seed=3)
-
-
-def _write_tiny_dataset(folder: Path) -> Path:
-    """Two 128x128 ICDAR-format images, each with two large axis-aligned white text boxes."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for index in range(2):
-        image = np.full((128, 128, 3), 40, np.uint8)
-        lines = []
-        for x0, y0, x1, y1 in ((10 + 4 * index, 20, 100 - 4 * index, 50), (20, 80, 110, 110)):
-            cv2.rectangle(image, (x0, y0), (x1, y1), (255, 255, 255), -1)
-            cv2.putText(image, "AB12", (x0 + 5, y1 - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 0, 0), 2)
-            lines.append(f"{x0},{y0},{x1},{y0},{x1},{y1},{x0},{y1},AB12")
-        cv2.imwrite(str(folder / f"img_{index + 1}.jpg"), image)
-        (folder / f"gt_img_{index + 1}.txt").write_text("\n".join(lines) + "\n")
-    return folder
+# Kept importable from here for the other test files.
+_write_tiny_dataset = write_tiny_dataset
 
 
 @pytest.fixture(scope="module")
@@ -70,56 +55,47 @@ def _weights(checkpoint: Path) -> list[np.ndarray]:
 
 
 @pytest.mark.slow
-def test_overfits_two_images(tiny_data, tmp_path):
-    config = train.TrainConfig(**TINY, training_data_path=str(tiny_data), checkpoint_path=str(tmp_path / "run"),
-                               max_steps=60, save_checkpoint_steps=60, init_learning_rate=1e-3)
-    lines = []
-    result = train.run_training(config, report=lines.append)
-    assert result["step"] == 60
-    rows = _log_rows(tmp_path / "run")
+def test_overfits_two_images(tiny_trained_run):
+    """The shared run (60 steps on two images) halves its loss and leaves a complete checkpoint."""
+    run, config = tiny_trained_run["run"], tiny_trained_run["config"]
+    rows = _log_rows(run)
     assert list(rows) == list(range(1, 61))
     first = np.mean([float(rows[step]["loss"]) for step in (1, 2, 3)])
     last = np.mean([float(rows[step]["loss"]) for step in (58, 59, 60)])
     assert last <= 0.5 * first, (first, last)
-    assert any("2 images" in line for line in lines)
-    assert (tmp_path / "run" / "logs").is_dir() and any((tmp_path / "run" / "logs").iterdir())
-    network, info = checkpoints.load_model_for_inference(str(tmp_path / "run"))
-    implied = augmentation.implied_max_side_len(data_preprocessor.load_dataset(tiny_data).samples,
+    assert any("2 images" in line for line in tiny_trained_run["lines"])
+    assert (run / "logs").is_dir() and any((run / "logs").iterdir())
+    assert checkpoints.list_checkpoints(run) == [20, 40, 60]
+    network, info = checkpoints.load_model_for_inference(str(run))
+    implied = augmentation.implied_max_side_len(data_preprocessor.load_dataset(tiny_trained_run["data"]).samples,
                                                 train.augment_config(config))
-    assert info == {"checkpoint": str(tmp_path / "run" / "ckpt-60"), "step": 60, "input_size": 64,
+    assert info == {"checkpoint": str(run / "ckpt-60"), "step": 60, "input_size": 64,
                     "backbone": "mobilenetv2", "distance_scale": network_io.DISTANCE_SCALE,
                     "pixel_convention": "unit_range", "max_side_len": implied}
 
 
 @pytest.mark.slow
-def test_resume_after_sigkill_matches_uninterrupted_run(tiny_data, tmp_path):
-    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    flags = ("--max_steps=6", "--save_checkpoint_steps=3")
-    done = _run_cli(_cli(tiny_data, straight, *flags))
-    assert done.returncode == 0, done.stderr[-3000:]
-    killed = _run_cli(kill_after_step_cli(_cli(tiny_data, resumed, *flags), 3), {"PYTHONPATH": str(REPO_ROOT)})
+def test_resume_after_sigkill_matches_uninterrupted_run(tiny_trained_run, tmp_path):
+    """train.py's CLI with the shared run's settings, SIGKILLed after its step-3 checkpoint and rerun
+    to step 20: every logged value and the step-20 weights equal the uninterrupted shared run's.
+    (Fine-tuning from a checkpoint: test_train_flags.py.)"""
+    resumed, straight = tmp_path / "resumed", tiny_trained_run["run"]
+    flags = ("--max_steps=20", "--save_checkpoint_steps=3", "--init_learning_rate=0.001")
+    killed = _run_cli(kill_after_step_cli(_cli(tiny_trained_run["data"], resumed, *flags), 3),
+                      {"PYTHONPATH": str(REPO_ROOT)})
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     assert (resumed / "latest").read_text().strip() == "ckpt-3"
-    again = _run_cli(_cli(tiny_data, resumed, *flags))
+    again = _run_cli(_cli(tiny_trained_run["data"], resumed, *flags))
     assert again.returncode == 0, again.stderr[-3000:]
     assert "resumed from step 3" in again.stdout
     assert "taking over the lock of a stopped run" in again.stdout and "no longer exists" in again.stdout
     rows_straight, rows_resumed = _log_rows(straight), _log_rows(resumed)
-    assert list(rows_resumed) == [1, 2, 3, 4, 5, 6]
-    for step in (4, 5, 6):
+    assert list(rows_resumed) == list(range(1, 21))
+    for step in range(1, 21):
         for column in ("loss", "score_loss", "geo_loss", "lr"):
             assert float(rows_resumed[step][column]) == pytest.approx(float(rows_straight[step][column]), rel=1e-5)
-    for a, b in zip(_weights(straight), _weights(resumed)):
+    for a, b in zip(_weights(straight / "ckpt-20"), _weights(resumed / "ckpt-20")):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
-
-    # Fine-tune from the finished run: weights loaded, optimizer and step fresh.
-    config = train.TrainConfig(**TINY, training_data_path=str(tiny_data), checkpoint_path=str(tmp_path / "tune"),
-                               max_steps=2, save_checkpoint_steps=2, pretrained_model_path=str(straight))
-    lines = []
-    train.run_training(config, report=lines.append)
-    assert any("fine-tuning from" in line and "ckpt-6" in line for line in lines)
-    assert list(_log_rows(tmp_path / "tune")) == [1, 2]
-    assert checkpoints.read_state(tmp_path / "tune" / "ckpt-2")["step"] == 2
 
 
 SAVE_SCRIPT = """

@@ -12,7 +12,8 @@ import pytest
 
 import checkpoints
 import train
-from test_train import TINY, _write_tiny_dataset
+from conftest import TINY, write_tiny_dataset
+from test_train import _log_rows
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -81,7 +82,7 @@ def test_readme_table_parser_sees_a_drift():
 
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory) -> Path:
-    return _write_tiny_dataset(tmp_path_factory.mktemp("flags") / "train")
+    return write_tiny_dataset(tmp_path_factory.mktemp("flags") / "train")
 
 
 def _config(data: Path, folder: Path, **overrides) -> train.TrainConfig:
@@ -111,29 +112,31 @@ def test_bn_momentum_sets_every_batchnorm(tiny_data, tmp_path):
 
 
 @pytest.mark.slow
-def test_mixed_precision_trains_in_bfloat16_on_cpu(tiny_data, tmp_path):
+def test_mixed_precision_trains_in_bfloat16_on_cpu(tiny_trained_run, tmp_path):
     import keras
+    from conftest import shared_run_config
 
     policies = []
-    config = _config(tiny_data, tmp_path / "mixed", mixed_precision=True, max_steps=2, save_checkpoint_steps=2)
+    config = shared_run_config(tiny_trained_run["data"], tmp_path / "mixed", mixed_precision=True, max_steps=2,
+                               save_checkpoint_steps=2)
     result = train.run_training(config, on_step=lambda step: policies.append(keras.mixed_precision.global_policy().name))
     assert policies == ["mixed_bfloat16"] * 2
     assert keras.mixed_precision.global_policy().name == "float32", "the policy is restored afterwards"
-    float32 = train.run_training(_config(tiny_data, tmp_path / "float32", max_steps=2, save_checkpoint_steps=2))
+    # The shared run is the same run in float32: its step-2 loss is the reference.
+    float32_loss = float(_log_rows(tiny_trained_run["run"])[2]["loss"])
     assert np.isfinite(result["loss"])
     # Same batches and weights: bfloat16 arithmetic moves the loss a little, not a lot.
-    assert result["loss"] != float32["loss"]
-    assert result["loss"] == pytest.approx(float32["loss"], rel=0.05)
+    assert result["loss"] != float32_loss
+    assert result["loss"] == pytest.approx(float32_loss, rel=0.05)
     network, _ = checkpoints.load_model_for_inference(str(tmp_path / "mixed"))
     assert {weight.dtype for weight in network.weights} == {"float32"}, "weights stay float32"
 
 
 @pytest.mark.slow
-def test_fine_tuning_loads_weights_and_starts_a_fresh_optimizer(tiny_data, tmp_path):
+def test_fine_tuning_loads_weights_and_starts_a_fresh_optimizer(tiny_trained_run, tmp_path):
     import keras
 
-    base = tmp_path / "base"
-    train.run_training(_config(tiny_data, base, max_steps=3, save_checkpoint_steps=3, init_learning_rate=1e-3))
+    base, tiny_data = tiny_trained_run["run"], tiny_trained_run["data"]
     # A learning rate so small that step 1 cannot move a weight: ckpt-1's weights are what was loaded.
     train.run_training(_config(tiny_data, tmp_path / "tune", pretrained_model_path=str(base),
                                init_learning_rate=1e-30))
@@ -154,7 +157,7 @@ def test_fine_tuning_loads_weights_and_starts_a_fresh_optimizer(tiny_data, tmp_p
     assert state["step"] == 1
     with np.load(tmp_path / "tune" / "ckpt-1" / checkpoints.OPTIMIZER_FILE) as archive:
         values = dict(zip(state["optimizer_variables"], (archive[f"arr_{i}"] for i in range(len(archive.files)))))
-    assert int(values[state["optimizer_variables"][0]]) == 1, "the step counter restarts: 0 -> 1, not base's 3 -> 4"
+    assert int(values[state["optimizer_variables"][0]]) == 1, "the step counter restarts: 0 -> 1, not base's 60 -> 61"
     # Adam from zero moments after one step: m = (1 - b1) g and v = (1 - b2) g^2, so
     # v (1 - b1)^2 = m^2 (1 - b2) on every element; moments carried over from the base run break it.
     beta_1, beta_2 = 0.9, 0.999
