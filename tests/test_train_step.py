@@ -85,3 +85,29 @@ def test_runner_matches_train_on_batch_step_for_step():
 @requires_jax
 def test_runner_matches_train_on_batch_under_jax():
     assert "ok" in run_under_jax(CHECK, timeout=600)
+
+
+def test_metrics_are_built_before_the_first_step_so_it_is_traced_once():
+    """train._build_metrics creates the compiled metrics' variables eagerly. Left to the first
+    compiled step, they are created inside its trace, and TensorFlow then traces the step twice."""
+    import tensorflow as tf
+
+    import train
+    from train_step import TrainStepRunner
+
+    namespace = {"__name__": "train_step_check"}
+    exec(compile(CHECK, "train_step_check", "exec"), namespace)
+    _, (built, lazy) = namespace["compiled_pair"]()
+    for trainer in (built, lazy):
+        trainer.optimizer.build(trainer.trainable_variables)  # as train.prepare_training does
+    train._build_metrics(built, 64)
+    images, targets = next(namespace["batches"](1))
+    created = {"built": [], "lazy": []}
+    for run, trainer in (("built", built), ("lazy", lazy)):
+        def record(next_creator, run=run, **kwargs):
+            created[run].append(kwargs.get("name"))
+            return next_creator(**kwargs)
+        with tf.variable_creator_scope(record):
+            TrainStepRunner(trainer).run(images, targets)
+    assert created["lazy"], "without _build_metrics the first step creates the metric variables"
+    assert created["built"] == []
