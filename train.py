@@ -504,7 +504,10 @@ def train_loop(setup: TrainingSetup, logger: TrainLogger, on_step: Callable[[int
 
     Batches are read in place from the stream's shared memory (``BatchStream.take``), never
     copied on the host: each is held until its step has finished (``runner.wait``), at most
-    STEPS_AHEAD steps after it was started, and only then given back to the workers.
+    STEPS_AHEAD steps after it was started, and only then given back to the workers. The loop
+    holds STEPS_AHEAD batches when it takes the next (the stream's ``leases``), so the next
+    build is requested when the oldest is given back, after this step has started, not on the
+    way to starting it.
     """
     import data_preprocessor
     import train_step
@@ -514,7 +517,7 @@ def train_loop(setup: TrainingSetup, logger: TrainLogger, on_step: Callable[[int
     held = collections.deque()  # (lease, logs) of the steps that may still read their batch
     with data_preprocessor.BatchStream(setup.samples, seed=config.seed, start_step=step,
                                        batch_size=config.batch_size, config=setup.augment,
-                                       nb_workers=config.nb_workers, leases=STEPS_AHEAD + 1,
+                                       nb_workers=config.nb_workers, leases=STEPS_AHEAD,
                                        slots=setup.placement.slots(config.batch_size) if setup.placement else None
                                        ) as stream:
         while step < config.max_steps:

@@ -15,8 +15,9 @@ Figures, all from one run (TensorFlow backend unless KERAS_BACKEND says otherwis
   the build in the workers excluded (the stream is given time to have the batch ready before each
   measurement): ``host_ms`` as train.py does it (``BatchStream.take``, in place, then
   ``train_step.as_backend_arrays``: a DLPack wrap under TensorFlow, ``jax.device_put`` + wait
-  under JAX), ``copying_host_ms`` the previous way (``next(stream)``'s copy, then
-  ``tf.convert_to_tensor`` / ``jax.device_put``);
+  under JAX), with as many batches held as train.py holds; ``give_back_ms``, the release of the
+  oldest held batch, which train.py does after starting the step; ``copying_host_ms`` the
+  previous way (``next(stream)``'s copy, then ``tf.convert_to_tensor`` / ``jax.device_put``);
 - stream: samples/s of BatchStream with 1, 2, ... ``--max_workers`` worker processes, taken in
   place as train.py takes them; with each, the cores its workers used (``stream_worker_cores``: CPU
   seconds / wall seconds, Linux) and the fraction of the machine's CPU busy meanwhile
@@ -90,22 +91,29 @@ def copy_to_backend(images, targets):
 
 
 def time_host(samples, args) -> dict:
-    """Median ms per batch on a ready batch: what train.train_loop does (stream.take() and the
-    conversion to backend arrays), and the previous path (next(stream), a copy, and the backend's
-    own conversion, which copies again under TensorFlow)."""
+    """Median ms per batch on a ready batch, the stream held as train.train_loop holds it
+    (STEPS_AHEAD batches held when the next is taken): ``host_ms`` from stream.take() until the
+    backend holds the arrays, ``give_back_ms`` for releasing the oldest held batch (which requests
+    the next build; the loop does it after starting the step), and ``copying_host_ms`` for the
+    previous path: next(stream), a copy, then the backend's own conversion (TensorFlow copies again)."""
+    import collections
+
     import data_preprocessor as dp
+    import train
 
     config = dp.AugmentConfig(input_size=args.input_size)
     workers = 2
-    take_ms, convert_ms, copy_ms = [], [], []
+    take_ms, convert_ms, give_back_ms, copy_ms = [], [], [], []
+    held = collections.deque()
     with dp.BatchStream(samples, seed=0, batch_size=args.host_batch_size, config=config,
-                        nb_workers=workers) as stream:
+                        nb_workers=workers, leases=train.STEPS_AHEAD) as stream:
         started = time.perf_counter()
         for _ in range(2):
             next(stream)
         build_s = (time.perf_counter() - started) / 2
-        with stream.take() as lease:
-            to_backend(lease.images, lease.targets)  # first conversion: backend start-up
+        for _ in range(train.STEPS_AHEAD):  # the first conversion starts the backend up
+            lease = stream.take()
+            held.append((lease, to_backend(lease.images, lease.targets)))
         for _ in range(args.repeats):
             time.sleep(1.5 * build_s)  # the next batch is built by now: only the main process's work is timed
             started = time.perf_counter()
@@ -113,18 +121,23 @@ def time_host(samples, args) -> dict:
             taken = time.perf_counter()
             arrays = to_backend(lease.images, lease.targets)
             done = time.perf_counter()
+            held.append((lease, arrays))
+            del arrays
+            oldest, _ = held.popleft()  # its step is over: nothing reads its block any more
+            oldest.release()
             take_ms.append(1000 * (taken - started))
             convert_ms.append(1000 * (done - taken))
-            del arrays  # the step is over: nothing reads the block any more
-            lease.release()
+            give_back_ms.append(1000 * (time.perf_counter() - done))
             time.sleep(1.5 * build_s)
             started = time.perf_counter()
-            arrays = copy_to_backend(*next(stream))
+            copied = copy_to_backend(*next(stream))
             copy_ms.append(1000 * (time.perf_counter() - started))
-            del arrays
+            del copied
+        held.clear()
     take, convert = statistics.median(take_ms), statistics.median(convert_ms)
     return {"batch": args.host_batch_size, "input_size": args.input_size, "take_ms": round(take, 2),
             "to_backend_ms": round(convert, 2), "host_ms": round(take + convert, 2),
+            "give_back_ms": round(statistics.median(give_back_ms), 2),
             "copying_host_ms": round(statistics.median(copy_ms), 2),
             "batch_build_s_2_workers": round(build_s, 2)}
 
