@@ -13,6 +13,7 @@ SCORE_SLICE, GEO_SLICE, MASK_SLICE.
 from __future__ import annotations
 
 import collections
+import ctypes
 import functools
 import itertools
 import logging
@@ -141,9 +142,11 @@ def _check_batch_args(samples, batch_size):
 class _SharedMemory(shared_memory.SharedMemory):
     """SharedMemory whose close() leaves the mapping to the arrays that still view it.
 
-    Batches are handed out as views of their block, and a tensor made from one without a copy
-    keeps that view alive; closing the stream before they are gone must neither fail nor unmap
-    memory they read. The mapping (and its descriptor) then goes with the last of them.
+    Batches are handed out as views of their block (``_SharedBatch.arrays``, which hold a buffer
+    export), and a tensor made from one without a copy keeps that view alive; closing the stream
+    before they are gone must neither fail nor unmap memory they read. mmap refuses to close
+    while exported (BufferError); the mapping then goes with the last view, when the mmap
+    object is freed.
     """
 
     def close(self) -> None:
@@ -163,12 +166,17 @@ class _SharedBatch:
 
     def __init__(self, batch_size: int, config: AugmentConfig, name: str | None = None):
         self.shapes = _batch_shapes(batch_size, config)
-        self.targets_offset, nbytes = _batch_layout(batch_size, config)
-        self.memory = (_SharedMemory(create=True, size=nbytes) if name is None else _SharedMemory(name=name))
+        self.targets_offset, self.nbytes = _batch_layout(batch_size, config)
+        self.memory = (_SharedMemory(create=True, size=self.nbytes) if name is None
+                       else _SharedMemory(name=name))
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        return (np.ndarray(self.shapes[0], np.uint8, buffer=self.memory.buf),
-                np.ndarray(self.shapes[1], np.float32, buffer=self.memory.buf, offset=self.targets_offset))
+        """(images, targets) viewing the block. They reach it through a ctypes view, which holds
+        a buffer export for as long as any of them lives: numpy alone keeps only a reference to
+        the mapping, and SharedMemory.close() would unmap memory they still view (a segfault)."""
+        block = (ctypes.c_ubyte * self.nbytes).from_buffer(self.memory.buf)
+        return (np.ndarray(self.shapes[0], np.uint8, buffer=block),
+                np.ndarray(self.shapes[1], np.float32, buffer=block, offset=self.targets_offset))
 
     def release(self, unlink: bool) -> None:
         if unlink:

@@ -98,6 +98,21 @@ def test_batch_stream_reports_a_dataset_without_usable_images_and_stops_when_clo
         next(stream)
 
 
+
+def test_closing_the_stream_while_a_batch_is_held_keeps_it_readable(small_dataset):
+    """A step may still read its batch when the loop stops (an exception, Ctrl-C): closing the
+    stream unlinks the block's name but leaves the memory to the views of it."""
+    config = AugmentConfig(input_size=64)
+    stream = batch_stream.BatchStream(small_dataset, seed=5, batch_size=2, config=config, nb_workers=1)
+    lease = stream.take()
+    name = stream._blocks[0].memory.name
+    stream.close()
+    images, targets = batch_stream.make_batch(small_dataset, 5, 0, 2, config)
+    np.testing.assert_array_equal(lease.images, images)
+    np.testing.assert_array_equal(lease.targets, targets)
+    lease.release()  # after close: nothing to give back to
+    assert not os.path.exists(f"/dev/shm/{name.lstrip('/')}")
+
 # Takes one batch from two workers, prints their number and the shared blocks' names, then SIGKILLs itself.
 KILLED_CONSUMER = """
 import multiprocessing, os, signal, sys
