@@ -209,7 +209,7 @@ def main() -> int:
     parser.add_argument("--nb_workers", type=int, default=2, help="data workers of the loop")
     parser.add_argument("--host_batch_size", type=int, default=32)
     parser.add_argument("--stream_batch_size", type=int, default=8)
-    parser.add_argument("--stream_batches", type=int, default=4, help="batches per stream measurement")
+    parser.add_argument("--stream_batches", type=int, default=16, help="batches per stream measurement")
     parser.add_argument("--max_workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--skip", default="", help="comma-separated parts to skip: loop,step,host,stream")
