@@ -1,9 +1,11 @@
 """Training batches as a pure function of (seed, step, slot), built in parallel worker processes.
 
-``make_batch`` builds one step's batch here; ``BatchStream`` yields the batches of consecutive
-steps, built by worker processes that write them into shared memory (a batch of 8 at 512 px is
-10 MB; sending it through a pipe would cost more than building it). Batch k is identical
-whatever the number of workers, so a resumed run sees the batches an uninterrupted run sees.
+``make_batch`` builds one step's batch here; ``BatchStream`` gives the batches of consecutive
+steps, built by worker processes that write them into shared memory (a batch of 32 at 512 px is
+40 MB; sending it through a pipe, or copying it, would cost the consumer more than the step can
+spare). ``BatchStream.take`` lends a batch in place until released; ``next(stream)`` copies it.
+Batch k is identical whatever the number of workers, so a resumed run sees the batches an
+uninterrupted run sees.
 
 Targets are laid out as ``network_io`` says: float32 (B, S/4, S/4, TARGET_CHANNELS), channels
 SCORE_SLICE, GEO_SLICE, MASK_SLICE.
@@ -11,6 +13,7 @@ SCORE_SLICE, GEO_SLICE, MASK_SLICE.
 from __future__ import annotations
 
 import collections
+import ctypes
 import functools
 import itertools
 import logging
@@ -34,7 +37,7 @@ from samples import DataError, Sample
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BatchStream", "make_batch"]
+__all__ = ["BatchStream", "LeasedBatch", "make_batch"]
 
 
 @functools.lru_cache(maxsize=4)
@@ -136,27 +139,84 @@ def _check_batch_args(samples, batch_size):
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
 
 
-class _SharedBatch:
-    """A batch-sized block of shared memory: workers write a batch into it, the consumer copies it out.
+class _SharedMemory(shared_memory.SharedMemory):
+    """SharedMemory whose close() leaves the mapping to the arrays that still view it.
 
-    Sending a 512 px batch of 8 (10 MB) back through a Pool's pipe costs more than building it;
-    through shared memory only the list of problems travels.
+    Batches are handed out as views of their block (``_SharedBatch.arrays``, which hold a buffer
+    export), and a tensor made from one without a copy keeps that view alive; closing the stream
+    before they are gone must neither fail nor unmap memory they read. mmap refuses to close
+    while exported (BufferError); the mapping then goes with the last view, when the mmap
+    object is freed.
+    """
+
+    def close(self) -> None:
+        try:
+            super().close()
+        except BufferError:
+            pass
+
+
+class _SharedBatch:
+    """A batch-sized block of shared memory: a worker writes a batch into it, the consumer reads it in place.
+
+    Sending a batch of 32 at 512 px (40 MB) back through a Pool's pipe, or even copying it once
+    in the consumer, costs more than the consumer can spare; through shared memory only the list
+    of problems travels.
     """
 
     def __init__(self, batch_size: int, config: AugmentConfig, name: str | None = None):
         self.shapes = _batch_shapes(batch_size, config)
-        self.targets_offset, nbytes = _batch_layout(batch_size, config)
-        self.memory = (shared_memory.SharedMemory(create=True, size=nbytes) if name is None
-                       else shared_memory.SharedMemory(name=name))
+        self.targets_offset, self.nbytes = _batch_layout(batch_size, config)
+        self.memory = (_SharedMemory(create=True, size=self.nbytes) if name is None
+                       else _SharedMemory(name=name))
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        return (np.ndarray(self.shapes[0], np.uint8, buffer=self.memory.buf),
-                np.ndarray(self.shapes[1], np.float32, buffer=self.memory.buf, offset=self.targets_offset))
+        """(images, targets) viewing the block. They reach it through a ctypes view, which holds
+        a buffer export for as long as any of them lives: numpy alone keeps only a reference to
+        the mapping, and SharedMemory.close() would unmap memory they still view (a segfault)."""
+        block = (ctypes.c_ubyte * self.nbytes).from_buffer(self.memory.buf)
+        return (np.ndarray(self.shapes[0], np.uint8, buffer=block),
+                np.ndarray(self.shapes[1], np.float32, buffer=block, offset=self.targets_offset))
 
     def release(self, unlink: bool) -> None:
-        self.memory.close()
         if unlink:
             self.memory.unlink()
+        self.memory.close()
+
+
+class LeasedBatch:
+    """One step's batch on loan from a BatchStream (``BatchStream.take``), read in place.
+
+    ``images`` uint8 (B, S, S, 3) and ``targets`` float32 (B, S/4, S/4, 7) (as make_batch
+    returns them) view the shared block a worker built them in: nothing writes that block until
+    ``release()`` (or the end of a ``with`` block) gives it back to the workers. After that, the
+    arrays, and anything made from them without a copy (``train_step.as_backend_arrays``), must
+    not be read again: release only once the step that used them has finished
+    (``TrainStepRunner.wait``). Without shared memory (nb_workers=0, or /dev/shm too small) the
+    arrays are the batch's own and release() does nothing. release() is idempotent and drops
+    ``images`` and ``targets``.
+
+    Attributes:
+        step: the global step this batch belongs to.
+        shared: whether the arrays view a shared block (released: rewritten by a worker).
+    """
+
+    def __init__(self, images: np.ndarray, targets: np.ndarray, step: int, on_release=None):
+        self.images, self.targets, self.step = images, targets, step
+        self.shared = on_release is not None
+        self._on_release = on_release
+
+    def release(self) -> None:
+        on_release, self._on_release = self._on_release, None
+        self.images = self.targets = None
+        if on_release is not None:
+            on_release()
+
+    def __enter__(self) -> "LeasedBatch":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.release()
 
 
 _WORKER_STATE: dict = {}
@@ -226,15 +286,27 @@ class BatchStream:
     Batch k equals ``make_batch(samples, seed, start_step + k, batch_size, config, slots)`` whatever
     nb_workers is, so a run resumed at step S sees the batches an uninterrupted run sees.
 
-    Use ``for images, targets in stream``, ``next(stream)``, or ``model.fit(iter(stream),
-    steps_per_epoch=...)`` (``iter(stream)`` is a plain Python generator of (x, y), which Keras 3
-    accepts on every backend). Close it (or use ``with``) to stop the workers.
+    Two ways to take batches, in step order from one sequence:
+
+    * ``take()`` lends the next batch without copying it (``LeasedBatch``): its arrays view the
+      shared block the worker wrote, and that block goes back to the workers only when the lease
+      is released. The stream owns ``prefetch + leases`` blocks; each is either being built,
+      built and waiting, or held by the consumer, never two at once, so a block cannot be
+      rewritten while the consumer holds it. Holding more than ``leases`` batches leaves fewer
+      builds in flight; holding every block makes ``take()`` raise instead of waiting forever.
+      The training loop holds each batch until its step has run (train.train_loop).
+    * ``next(stream)``, ``for images, targets in stream`` or ``model.fit(iter(stream), ...)``
+      (``iter(stream)`` is a plain Python generator of (x, y), which Keras 3 accepts on every
+      backend) give the batch's own copy of the arrays: one copy per batch, nothing to release.
+
+    Close it (or use ``with``) to stop the workers. One consumer thread.
 
     Args:
         samples: from load_dataset.
         seed, start_step, batch_size, config: see make_batch.
-        nb_workers: worker processes; 0 builds batches in this process.
-        prefetch: batches requested ahead of the consumer (default 2 * nb_workers).
+        nb_workers: worker processes; 0 builds batches in this process (at take()).
+        prefetch: batches being built or built ahead of the consumer (default 2 * nb_workers).
+        leases: batches the consumer may hold while ``prefetch`` builds stay in flight (default 2).
         mp_context: multiprocessing start method; default "forkserver" where available (safe with
             TensorFlow/JAX threads in the parent), else "spawn".
         slots: (start, stop): build only those slots of each global batch of batch_size (this
@@ -246,24 +318,28 @@ class BatchStream:
 
     def __init__(self, samples: Sequence[Sample], *, seed: int, start_step: int = 0, batch_size: int,
                  config: AugmentConfig = AugmentConfig(), nb_workers: int = 4, prefetch: int | None = None,
-                 mp_context: str | None = None, slots: tuple[int, int] | None = None):
+                 leases: int = 2, mp_context: str | None = None, slots: tuple[int, int] | None = None):
         _check_batch_args(samples, batch_size)
         self._slots = None if slots is None else tuple(int(value) for value in slots)
         self._rows = len(_slot_range(batch_size, self._slots))
         if nb_workers < 0:
             raise ValueError(f"nb_workers must be >= 0, got {nb_workers}")
+        if leases < 0:
+            raise ValueError(f"leases must be >= 0, got {leases}")
         self._samples = list(samples)
         self._seed, self._batch_size, self._config = int(seed), int(batch_size), config
-        self._nb_workers = nb_workers
+        self._nb_workers, self._leases = nb_workers, leases
         self._prefetch = max(1, prefetch if prefetch is not None else 2 * nb_workers)
         if mp_context is None:
             mp_context = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
         self._mp_context = mp_context
         self._executor = None
         self._closed = False
-        self._blocks: list[_SharedBatch] = []
+        self._steps = itertools.count(int(start_step))
+        self._blocks: list[_SharedBatch] = []  # all of them; each is free, pending or held
+        self._free: collections.deque[_SharedBatch] = collections.deque()
+        self._pending: collections.deque = collections.deque()  # (block or None, step, future), in step order
         self.skipped: collections.Counter = collections.Counter()
-        self._generator = self._batches(int(start_step))
 
     def _record(self, problems):
         for problem in problems:
@@ -272,53 +348,83 @@ class BatchStream:
                 log.warning("skipped: %s", key)
             self.skipped[key] += 1
 
-    def _batches(self, start_step: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        if self._nb_workers == 0:
-            yield from self._batches_in_process(start_step)
-        else:
-            yield from self._batches_from_workers(start_step)
+    def take(self) -> LeasedBatch:
+        """The next step's batch, lent without a copy; release it once nothing reads it any more.
 
-    def _batches_in_process(self, start_step: int):
-        for step in itertools.count(start_step):
-            if self._closed:
-                return
+        Raises:
+            DataError: a slot found no usable image (the stream is then closed).
+            RuntimeError: the stream is closed, or every shared block is held by the consumer.
+        """
+        if self._closed:
+            raise RuntimeError("take() on a closed BatchStream")
+        if self._nb_workers == 0:
+            step = next(self._steps)
             images, targets, problems = _build_batch(self._samples, self._seed, step, self._batch_size, self._config,
                                                      slots=self._slots)
             self._record(problems)
-            yield images, targets
-
-    def _batches_from_workers(self, start_step: int):
-        block_nbytes = _batch_layout(self._rows, self._config)[1]
-        if _shared_memory_fits(self._prefetch * block_nbytes):
-            self._blocks = [_SharedBatch(self._rows, self._config) for _ in range(self._prefetch)]
+            return LeasedBatch(images, targets, step)
+        if self._executor is None:
+            self._start_workers()
+        if not self._pending:
+            raise RuntimeError(f"all {len(self._blocks)} shared batches are held by the consumer: release one "
+                               f"before taking another (or raise leases)")
+        block, step, future = self._pending.popleft()
+        try:
+            result = future.result()
+        except BaseException:
+            self.close()
+            raise
+        if block is None:
+            images, targets, problems = result
+            lease = LeasedBatch(images, targets, step)
         else:
-            log.info("not enough room in /dev/shm for %d batches; workers send batches through pipes", self._prefetch)
+            problems = result
+            lease = LeasedBatch(*block.arrays(), step, functools.partial(self._give_back, block))
+        self._record(problems)
+        self._submit()
+        return lease
+
+    def _start_workers(self) -> None:
+        block_nbytes = _batch_layout(self._rows, self._config)[1]
+        count = self._prefetch + self._leases
+        if _shared_memory_fits(count * block_nbytes):
+            self._blocks = [_SharedBatch(self._rows, self._config) for _ in range(count)]
+            self._free.extend(self._blocks)
+        else:
+            log.info("not enough room in /dev/shm for %d batches; workers send batches through pipes", count)
         self._executor = ProcessPoolExecutor(
             self._nb_workers, mp_context=multiprocessing.get_context(self._mp_context), initializer=_init_worker,
             initargs=(self._samples, self._seed, self._batch_size, self._config, self._slots))
-        steps = itertools.count(start_step)
-        slots = self._blocks or [None] * self._prefetch
-        pending = collections.deque(
-            (block, self._executor.submit(_worker_batch, next(steps), block and block.memory.name)) for block in slots)
-        try:
-            while not self._closed:
-                block, future = pending.popleft()
-                if block is None:
-                    images, targets, problems = future.result()
-                else:
-                    problems = future.result()
-                    images, targets = (array.copy() for array in block.arrays())
-                self._record(problems)
-                pending.append((block, self._executor.submit(_worker_batch, next(steps), block and block.memory.name)))
-                yield images, targets
-        finally:
-            self.close()
+        self._submit()
 
-    def __iter__(self):
-        return self._generator
+    def _submit(self) -> None:
+        """Keeps ``prefetch`` builds in flight, each into a free block (through a pipe without shared memory)."""
+        while len(self._pending) < self._prefetch and (self._free or not self._blocks):
+            block = self._free.popleft() if self._blocks else None
+            step = next(self._steps)
+            self._pending.append(
+                (block, step, self._executor.submit(_worker_batch, step, block and block.memory.name)))
+
+    def _give_back(self, block: _SharedBatch) -> None:
+        if not self._closed:
+            self._free.append(block)
+            self._submit()
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        while True:
+            try:
+                yield next(self)
+            except StopIteration:
+                return
 
     def __next__(self) -> tuple[np.ndarray, np.ndarray]:
-        return next(self._generator)
+        """The next batch as arrays of its own (a copy where take() would lend a shared block)."""
+        if self._closed:
+            raise StopIteration
+        with self.take() as lease:
+            if lease.shared:
+                return lease.images.copy(), lease.targets.copy()
+            return lease.images, lease.targets
 
     def close(self) -> None:
         """Stops the worker processes and frees the shared memory (idempotent); the stream then ends."""
@@ -328,6 +434,7 @@ class BatchStream:
             # Waits for the batches being built (they write into the shared blocks), drops the rest.
             executor.shutdown(wait=True, cancel_futures=True)
         blocks, self._blocks = getattr(self, "_blocks", []), []
+        self._free, self._pending = collections.deque(), collections.deque()
         for block in blocks:
             block.release(unlink=True)
 

@@ -21,6 +21,7 @@ this file runs as a script.
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import csv
 import dataclasses
@@ -43,6 +44,8 @@ log = logging.getLogger(__name__)
 
 LOG_COLUMNS = ("step", "loss", "score_loss", "geo_loss", "lr", "images_per_sec")
 GEOMETRIES = ("RBOX",)
+# Train steps the host may start before the oldest of them has finished (each holds its batch).
+STEPS_AHEAD = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -520,30 +523,48 @@ class TrainLogger:
 
 def train_loop(setup: TrainingSetup, logger: TrainLogger, on_step: Callable[[int], None] | None = None) -> dict:
     """Steps from ``setup.step`` to ``max_steps``: one compiled train step per batch, logging and
-    checkpointing as the config says. Returns the last logged row with ``step`` = steps done."""
+    checkpointing as the config says. Returns the last logged row with ``step`` = steps done.
+
+    Batches are read in place from the stream's shared memory (``BatchStream.take``), never
+    copied on the host: each is held until its step has finished (``runner.wait``), at most
+    STEPS_AHEAD steps after it was started, and only then given back to the workers. The loop
+    holds STEPS_AHEAD batches when it takes the next (the stream's ``leases``), so the next
+    build is requested when the oldest is given back, after this step has started, not on the
+    way to starting it.
+    """
     import data_preprocessor
     import train_step
 
     config, step = setup.config, setup.step
     runner = train_step.TrainStepRunner(setup.trainer, setup.strategy)
+    held = collections.deque()  # (lease, logs) of the steps that may still read their batch
     with data_preprocessor.BatchStream(setup.samples, seed=config.seed, start_step=step,
                                        batch_size=config.batch_size, config=setup.augment,
-                                       nb_workers=config.nb_workers,
+                                       nb_workers=config.nb_workers, leases=STEPS_AHEAD,
                                        slots=setup.placement.slots(config.batch_size) if setup.placement else None
                                        ) as stream:
         while step < config.max_steps:
-            images, targets = next(stream)
+            lease = stream.take()
             # Device values: the host goes on to the next batch while this step runs;
-            # it waits only where a loss is read (logged steps, checkpoints).
-            logs = runner.run(images, targets)
+            # it waits only where a loss is read (logged steps, checkpoints) or a batch is given back.
+            held.append((lease, runner.run(lease.images, lease.targets)))
+            if len(held) > STEPS_AHEAD:
+                _give_back(runner, *held.popleft())
             step += 1
             logger.step_done()
-            _log_and_save(setup, runner, logger, logs, step)
+            _log_and_save(setup, runner, logger, held[-1][1], step)
             if on_step is not None:
                 logger.flush()
                 on_step(step)
+        while held:
+            _give_back(runner, *held.popleft())
     runner.sync()
     return dict(logger.last, step=step)
+
+
+def _give_back(runner, lease, logs) -> None:
+    runner.wait(logs)
+    lease.release()
 
 
 def _log_and_save(setup: TrainingSetup, runner, logger: TrainLogger, logs: dict, step: int) -> None:

@@ -11,10 +11,18 @@ Figures, all from one run (TensorFlow backend unless KERAS_BACKEND says otherwis
 - step: the same compiled step alone on one random batch held in memory (bench_train.time_ours);
   loop / step says what the rest of the loop costs;
 - host: the main process's time per batch at ``--host_batch_size`` (default 32) and ``--input_size``,
-  from taking an already built batch from the stream until the backend holds it as its own array
-  (``tf.convert_to_tensor`` / ``jax.device_put`` + wait), the build in the workers excluded: the
-  stream is given time to have the batch ready before each measurement;
-- stream: samples/s of BatchStream with 1, 2, ... ``--max_workers`` worker processes.
+  from taking an already built batch from the stream until the backend holds it as its own array,
+  the build in the workers excluded (the stream is given time to have the batch ready before each
+  measurement): ``host_ms`` as train.py does it (``BatchStream.take``, in place, then
+  ``train_step.as_backend_arrays``: a DLPack wrap under TensorFlow, ``jax.device_put`` + wait
+  under JAX), with as many batches held as train.py holds; ``give_back_ms``, the release of the
+  oldest held batch, which train.py does after starting the step; ``copying_host_ms`` the
+  previous way (``next(stream)``'s copy, then ``tf.convert_to_tensor`` / ``jax.device_put``);
+- stream: samples/s of BatchStream with 1, 2, ... ``--max_workers`` worker processes, taken in
+  place as train.py takes them; with each, the cores its workers used (``stream_worker_cores``: CPU
+  seconds / wall seconds, Linux) and the fraction of the machine's CPU busy meanwhile
+  (``stream_cpu_busy``): workers that use fewer cores than there are workers while the machine is
+  fully busy were short of cores (other processes), not of work.
 
 ``--data``: a folder of training photos with annotations (default ../shared/data/plates_dev, real
 1280x720 and larger photos); where absent, 1280x720 scenes are generated (bench_pipeline.write_scenes).
@@ -58,7 +66,21 @@ def time_loop(data: Path, checkpoint_path: Path, args) -> dict:
 
 
 def to_backend(images, targets):
-    """The batch as the backend's own arrays, waited for (what the step's first op needs)."""
+    """The batch as the backend's own arrays, waited for (what the step's first op needs): the
+    conversion train_step.TrainStepRunner.run makes (TensorFlow: no copy of a leased batch)."""
+    import keras
+
+    import train_step
+
+    arrays = train_step.as_backend_arrays(images, targets)
+    if keras.backend.backend() == "jax":
+        import jax
+        return jax.block_until_ready(arrays)
+    return arrays
+
+
+def copy_to_backend(images, targets):
+    """The previous path, for comparison: the backend's own conversion of numpy arrays."""
     import keras
 
     if keras.backend.backend() == "jax":
@@ -69,53 +91,109 @@ def to_backend(images, targets):
 
 
 def time_host(samples, args) -> dict:
-    """Median ms per batch: next(stream) on a ready batch, then its conversion to backend arrays."""
+    """Median ms per batch on a ready batch, the stream held as train.train_loop holds it
+    (STEPS_AHEAD batches held when the next is taken): ``host_ms`` from stream.take() until the
+    backend holds the arrays, ``give_back_ms`` for releasing the oldest held batch (which requests
+    the next build; the loop does it after starting the step), and ``copying_host_ms`` for the
+    previous path: next(stream), a copy, then the backend's own conversion (TensorFlow copies again)."""
+    import collections
+
     import data_preprocessor as dp
+    import train
 
     config = dp.AugmentConfig(input_size=args.input_size)
     workers = 2
+    take_ms, convert_ms, give_back_ms, copy_ms = [], [], [], []
+    held = collections.deque()
     with dp.BatchStream(samples, seed=0, batch_size=args.host_batch_size, config=config,
-                        nb_workers=workers) as stream:
+                        nb_workers=workers, leases=train.STEPS_AHEAD) as stream:
         started = time.perf_counter()
         for _ in range(2):
-            batch = next(stream)
+            next(stream)
         build_s = (time.perf_counter() - started) / 2
-        to_backend(*batch)
-        take_ms, convert_ms = [], []
+        for _ in range(train.STEPS_AHEAD):  # the first conversion starts the backend up
+            lease = stream.take()
+            held.append((lease, to_backend(lease.images, lease.targets)))
         for _ in range(args.repeats):
             time.sleep(1.5 * build_s)  # the next batch is built by now: only the main process's work is timed
             started = time.perf_counter()
-            images, targets = next(stream)
+            lease = stream.take()
             taken = time.perf_counter()
-            arrays = to_backend(images, targets)
+            arrays = to_backend(lease.images, lease.targets)
             done = time.perf_counter()
+            held.append((lease, arrays))
+            del arrays
+            oldest, _ = held.popleft()  # its step is over: nothing reads its block any more
+            oldest.release()
             take_ms.append(1000 * (taken - started))
             convert_ms.append(1000 * (done - taken))
-            del arrays, images, targets
+            give_back_ms.append(1000 * (time.perf_counter() - done))
+            time.sleep(1.5 * build_s)
+            started = time.perf_counter()
+            copied = copy_to_backend(*next(stream))
+            copy_ms.append(1000 * (time.perf_counter() - started))
+            del copied
+        held.clear()
     take, convert = statistics.median(take_ms), statistics.median(convert_ms)
     return {"batch": args.host_batch_size, "input_size": args.input_size, "take_ms": round(take, 2),
             "to_backend_ms": round(convert, 2), "host_ms": round(take + convert, 2),
+            "give_back_ms": round(statistics.median(give_back_ms), 2),
+            "copying_host_ms": round(statistics.median(copy_ms), 2),
             "batch_build_s_2_workers": round(build_s, 2)}
 
 
+def cpu_ticks() -> tuple[int, int] | None:
+    """(busy, total) CPU ticks of the whole machine so far (Linux), to say how busy it was."""
+    try:
+        with open("/proc/stat", encoding="ascii") as handle:
+            ticks = [int(value) for value in handle.readline().split()[1:]]
+    except OSError:
+        return None
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    return sum(ticks) - idle, sum(ticks)
+
+
+def workers_cpu_s() -> float | None:
+    """CPU seconds (user + system) used so far by this process's live worker processes (Linux)."""
+    import multiprocessing
+
+    total = 0
+    try:
+        for process in multiprocessing.active_children():
+            with open(f"/proc/{process.pid}/stat", encoding="ascii") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    except OSError:
+        return None
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def time_stream(samples, args) -> dict:
-    """{workers: median samples/s} of BatchStream at host_batch_size."""
+    """Per worker count: median samples/s of BatchStream at stream_batch_size, taken as
+    train.train_loop takes them (in place, given back at once); the cores the workers used
+    (their CPU seconds / wall seconds) and the fraction of the machine's CPU busy meanwhile."""
     import data_preprocessor as dp
 
     config = dp.AugmentConfig(input_size=args.input_size)
-    result = {}
+    result = {"samples_per_s": {}, "worker_cores": {}, "cpu_busy": {}}
     for workers in range(1, args.max_workers + 1):
-        rates = []
+        measured = []
         with dp.BatchStream(samples, seed=0, batch_size=args.stream_batch_size, config=config,
                             nb_workers=workers) as stream:
             for _ in range(workers):  # warm-up: worker start, first imports
-                next(stream)
+                stream.take().release()
+            ticks, cpu_s, started_all = cpu_ticks(), workers_cpu_s(), time.perf_counter()
             for _ in range(args.repeats):
                 started = time.perf_counter()
                 for _ in range(args.stream_batches):
-                    next(stream)
-                rates.append(args.stream_batches * args.stream_batch_size / (time.perf_counter() - started))
-        result[workers] = round(statistics.median(rates), 2)
+                    stream.take().release()
+                measured.append(args.stream_batches * args.stream_batch_size / (time.perf_counter() - started))
+            wall_s, ticks_after, cpu_s_after = time.perf_counter() - started_all, cpu_ticks(), workers_cpu_s()
+        result["samples_per_s"][workers] = round(statistics.median(measured), 2)
+        if cpu_s is not None and cpu_s_after is not None:
+            result["worker_cores"][workers] = round((cpu_s_after - cpu_s) / wall_s, 2)
+        if ticks and ticks_after and ticks_after[1] > ticks[1]:
+            result["cpu_busy"][workers] = round((ticks_after[0] - ticks[0]) / (ticks_after[1] - ticks[1]), 2)
     return result
 
 
@@ -131,7 +209,7 @@ def main() -> int:
     parser.add_argument("--nb_workers", type=int, default=2, help="data workers of the loop")
     parser.add_argument("--host_batch_size", type=int, default=32)
     parser.add_argument("--stream_batch_size", type=int, default=8)
-    parser.add_argument("--stream_batches", type=int, default=4, help="batches per stream measurement")
+    parser.add_argument("--stream_batches", type=int, default=16, help="batches per stream measurement")
     parser.add_argument("--max_workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--skip", default="", help="comma-separated parts to skip: loop,step,host,stream")
@@ -154,7 +232,9 @@ def main() -> int:
         result["data"] = str(data)
         samples = dp.load_dataset(data, "auto").samples
         if "stream" not in skip:
-            result["stream_samples_per_s"] = time_stream(samples, args)
+            stream = time_stream(samples, args)
+            for key, value in stream.items():
+                result[f"stream_{key}"] = value
             rates = result["stream_samples_per_s"]
             if 2 in rates:
                 result["stream_2_over_1"] = round(rates[2] / rates[1], 2)

@@ -48,10 +48,42 @@ def test_batch_stream_matches_make_batch_whatever_the_workers(small_dataset, nb_
     expected = [batch_stream.make_batch(small_dataset, 5, step, 2, config) for step in (10, 11, 12, 13)]
     with batch_stream.BatchStream(small_dataset, seed=5, start_step=10, batch_size=2, config=config,
                         nb_workers=nb_workers) as stream:
-        got = [next(stream) for _ in expected]
-    for (images, targets), (want_images, want_targets) in zip(got, expected):
+        got = [next(stream) for _ in expected[:2]]
+        # take() and next() draw from one sequence; a lease is read in place, then given back.
+        for want_step in (12, 13):
+            with stream.take() as lease:
+                assert lease.step == want_step and lease.shared == shared_memory
+                got.append((lease.images.copy(), lease.targets.copy()))
+    for (images, targets), (want_images, want_targets) in zip(got, expected, strict=True):
         np.testing.assert_array_equal(images, want_images)
         np.testing.assert_array_equal(targets, want_targets)
+
+
+def test_a_held_batch_is_not_rewritten_while_the_stream_goes_on(small_dataset):
+    """A lease views its shared block in place; the block returns to the workers only on release."""
+    config = AugmentConfig(input_size=64)
+    expected = [batch_stream.make_batch(small_dataset, 5, step, 2, config) for step in range(9)]
+    # Two blocks: one being built, one the consumer may hold. A stream that rewrote blocks in
+    # turn would have rebuilt the held one three times over by the end.
+    with batch_stream.BatchStream(small_dataset, seed=5, batch_size=2, config=config, nb_workers=1, prefetch=1,
+                                  leases=1) as stream:
+        held = stream.take()
+        assert held.shared and held.step == 0
+        for step in range(1, 7):
+            with stream.take() as lease:
+                np.testing.assert_array_equal(lease.images, expected[step][0])
+        np.testing.assert_array_equal(held.images, expected[0][0])
+        np.testing.assert_array_equal(held.targets, expected[0][1])
+        other = stream.take()
+        with pytest.raises(RuntimeError, match="held"):  # every block held: nothing could be built
+            stream.take()
+        other.release()
+        held.release()
+        held.release()  # idempotent: the block is not given back twice
+        assert held.images is None
+        with stream.take() as lease:
+            assert lease.step == 8
+            np.testing.assert_array_equal(lease.targets, expected[8][1])
 
 
 def test_batch_stream_reports_a_dataset_without_usable_images_and_stops_when_closed(small_dataset):
@@ -65,6 +97,21 @@ def test_batch_stream_reports_a_dataset_without_usable_images_and_stops_when_clo
     with pytest.raises(StopIteration):
         next(stream)
 
+
+
+def test_closing_the_stream_while_a_batch_is_held_keeps_it_readable(small_dataset):
+    """A step may still read its batch when the loop stops (an exception, Ctrl-C): closing the
+    stream unlinks the block's name but leaves the memory to the views of it."""
+    config = AugmentConfig(input_size=64)
+    stream = batch_stream.BatchStream(small_dataset, seed=5, batch_size=2, config=config, nb_workers=1)
+    lease = stream.take()
+    name = stream._blocks[0].memory.name
+    stream.close()
+    images, targets = batch_stream.make_batch(small_dataset, 5, 0, 2, config)
+    np.testing.assert_array_equal(lease.images, images)
+    np.testing.assert_array_equal(lease.targets, targets)
+    lease.release()  # after close: nothing to give back to
+    assert not os.path.exists(f"/dev/shm/{name.lstrip('/')}")
 
 # Takes one batch from two workers, prints their number and the shared blocks' names, then SIGKILLs itself.
 KILLED_CONSUMER = """

@@ -111,3 +111,26 @@ def test_metrics_are_built_before_the_first_step_so_it_is_traced_once():
             TrainStepRunner(trainer).run(images, targets)
     assert created["lazy"], "without _build_metrics the first step creates the metric variables"
     assert created["built"] == []
+
+
+def test_as_backend_arrays_wraps_aligned_batches_and_copies_the_rest():
+    """Leased batches (64-byte aligned, as in the stream's blocks) reach TF without a copy; a
+    misaligned array, which TF's kernels cannot read in place, is copied instead of aborting."""
+    import numpy as np
+    import tensorflow as tf
+
+    from train_step import as_backend_arrays
+
+    raw = np.zeros(4096, np.uint8)
+    start = -raw.ctypes.data % 64
+    images = raw[start:start + 2 * 8 * 8 * 3].reshape(2, 8, 8, 3)
+    targets = raw[start + 448:start + 448 + 2 * 2 * 2 * 7 * 4].view(np.float32).reshape(2, 2, 2, 7)
+    misaligned = raw[start + 1:start + 1 + images.size].reshape(images.shape)
+    misaligned[0, 0, 0, 0] = 9
+    wrapped_images, wrapped_targets = as_backend_arrays(images, targets)
+    copied, _ = as_backend_arrays(misaligned, targets)
+    assert isinstance(wrapped_images, tf.Tensor) and wrapped_images.dtype == tf.uint8
+    images[0, 0, 0, 0], targets[1, 1, 1, 6] = 200, 0.5
+    assert int(wrapped_images[0, 0, 0, 0]) == 200 and float(wrapped_targets[1, 1, 1, 6]) == 0.5  # shared
+    misaligned[0, 0, 0, 1] = 7
+    assert int(copied[0, 0, 0, 1]) == 0 and int(tf.reduce_sum(tf.cast(copied, tf.int32))) == 9
