@@ -459,7 +459,8 @@ def load_pretrained_weights(model: keras.Model, model_path: str | os.PathLike, m
 def recorded_max_side_len(state: dict) -> int | None:
     """The eval max_side_len a checkpoint's state records (train.py's implied scale), or None."""
     value = (state.get("inference") or {}).get("max_side_len")
-    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= network_io.SIZE_MULTIPLE else None
+    usable = isinstance(value, (int, float)) and not isinstance(value, bool) and value >= network_io.SIZE_MULTIPLE
+    return int(value) if usable else None
 
 
 def load_model_for_inference(model_path: str | os.PathLike) -> tuple[keras.Model, dict]:

@@ -77,7 +77,7 @@ class EvalConfig:
         max_side_len None stands for DetectOptions' default here (see ``for_model``)."""
         return postprocess.DetectOptions(
             score_map_thresh=self.score_map_thresh, box_thresh=self.box_thresh, nms_thres=self.nms_thres,
-            max_side_len=DETECT_DEFAULTS.max_side_len if self.max_side_len is None else self.max_side_len,
+            max_side_len=postprocess.settle_max_side_len(self.max_side_len, {}),
             test_scales=postprocess.parse_test_scales(self.test_scales))
 
     def for_model(self, model_info: dict) -> "EvalConfig":
@@ -85,11 +85,11 @@ class EvalConfig:
         (``model_info["max_side_len"]``, from its checkpoint), else DetectOptions' default."""
         if self.max_side_len is not None:
             return self
-        recorded = model_info.get("max_side_len")
-        if recorded is not None and not self.test_scales:
+        settled = postprocess.settle_max_side_len(None, model_info)
+        if model_info.get("max_side_len") is not None and not self.test_scales:
             log.info("max_side_len %d: the scale the model's training implies (its checkpoint records it); "
-                     "--max_side_len overrides it", recorded)
-        return dataclasses.replace(self, max_side_len=postprocess.settle_max_side_len(None, model_info))
+                     "--max_side_len overrides it", settled)
+        return dataclasses.replace(self, max_side_len=settled)
 
 
 @dataclass

@@ -467,13 +467,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        test_scales = postprocess.parse_test_scales(args.test_scales)
-        postprocess.DetectOptions(score_map_thresh=args.score_map_thresh, box_thresh=args.box_thresh,
-                                  nms_thres=args.nms_thres, test_scales=test_scales)  # bad values fail before loading
-        predictor = exported_models.load_predictor(args.model_path, num_threads=args.num_threads)
+        # Bad values fail here, before the model loads; max_side_len is settled once it has.
         detect_options = postprocess.DetectOptions(
             score_map_thresh=args.score_map_thresh, box_thresh=args.box_thresh, nms_thres=args.nms_thres,
-            max_side_len=postprocess.settle_max_side_len(args.max_side_len, predictor.info), test_scales=test_scales)
+            max_side_len=postprocess.settle_max_side_len(args.max_side_len, {}),
+            test_scales=postprocess.parse_test_scales(args.test_scales))
+        predictor = exported_models.load_predictor(args.model_path, num_threads=args.num_threads)
+        detect_options = dataclasses.replace(
+            detect_options, max_side_len=postprocess.settle_max_side_len(args.max_side_len, predictor.info))
         config = ServeConfig(max_upload_bytes=int(args.max_upload_mb * 2**20),
                              max_pixels=int(args.max_megapixels * 1e6), detect=detect_options)
         app = create_app(predictor, config)

@@ -14,8 +14,7 @@ import pytest
 
 import checkpoints
 import distribute
-from conftest import kill_after_step_cli, requires_jax, run_under_jax
-from test_train import _write_tiny_dataset
+from conftest import kill_after_step_cli, requires_jax, run_under_jax, write_tiny_dataset
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -116,7 +115,7 @@ def test_two_machines_match_one_machine_and_resume_exactly_after_a_worker_is_kil
     Worker 1 is SIGKILLed right after step 3 (its checkpoint save done); the chief then cannot
     finish step 4 and is stopped; rerunning the same two commands resumes both from the chief's
     ckpt-3 and steps 4-6 repeat the one-machine run's."""
-    data = _write_tiny_dataset(tmp_path / "data")
+    data = write_tiny_dataset(tmp_path / "data")
     reference, pair = tmp_path / "one_machine", tmp_path / "two_machines"
     one_machine = subprocess.Popen(
         [sys.executable, "-c", ONE_MACHINE_TWO_DEVICES, f"--training_data_path={data}",
@@ -184,7 +183,7 @@ def test_jax_data_parallel_over_two_devices_matches_one_device(tmp_path):
     another order (per-device partial sums, then across devices) and Adam's first updates are about
     lr * sign(gradient), so rounding in gradients near zero moves weights by up to lr; that is our
     explanation, not verified here. Those steps are held to 1e-2."""
-    data = _write_tiny_dataset(tmp_path / "data")
+    data = write_tiny_dataset(tmp_path / "data")
     output = run_under_jax(JAX_TWO_DEVICES.format(data=str(data), out=str(tmp_path)), timeout=900)
     rows = json.loads(output.split("RESULT", 1)[1])
     assert rows["one_device"]["distribution"] == ["NoneType"]

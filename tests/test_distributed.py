@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from test_train import _write_tiny_dataset
+from conftest import write_tiny_dataset
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -69,7 +69,7 @@ print(json.dumps({
 
 @pytest.mark.slow
 def test_two_logical_devices_split_the_batch(tmp_path):
-    data = _write_tiny_dataset(tmp_path / "data")
+    data = write_tiny_dataset(tmp_path / "data")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND="tensorflow", PYTHONPATH=str(REPO_ROOT))
     result = subprocess.run([sys.executable, "-c", SCRIPT, str(data), str(tmp_path)], cwd=REPO_ROOT, env=env,
                             capture_output=True, text=True, timeout=900)

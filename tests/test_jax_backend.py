@@ -21,10 +21,10 @@ jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 import checkpoints, train
 sys.path.insert(0, "tests")
-from test_train import TINY, _write_tiny_dataset
+from conftest import TINY, write_tiny_dataset
 assert keras.backend.backend() == "jax"
 root = Path(sys.argv[1])
-data = _write_tiny_dataset(root / "data")
+data = write_tiny_dataset(root / "data")
 
 class Stop(Exception):
     pass

@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 
 import checkpoints
-from conftest import kill_after_step_cli, session_members
-from test_train import _write_tiny_dataset
+from conftest import kill_after_step_cli, session_members, write_tiny_dataset
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 INIT_LR, DECAY_RATE, DECAY_STEPS = 1e-3, 0.5, 2
@@ -68,7 +67,7 @@ def _weights(folder: Path) -> list[np.ndarray]:
 def runs(tmp_path_factory):
     """An uninterrupted run, and one SIGKILLed after step 5 (checkpoint at 3) then rerun."""
     root = tmp_path_factory.mktemp("resume")
-    data = _write_tiny_dataset(root / "data")
+    data = write_tiny_dataset(root / "data")
     straight, resumed = root / "straight", root / "resumed"
     done = _run(_cli(data, straight), root / "logs_straight")
     assert done.returncode == 0, done.stderr[-3000:]

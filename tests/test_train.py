@@ -24,13 +24,9 @@ from samples import DataError
 from conftest import TINY, kill_after_step_cli, write_tiny_dataset
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# Kept importable from here for the other test files.
-_write_tiny_dataset = write_tiny_dataset
-
-
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory) -> Path:
-    return _write_tiny_dataset(tmp_path_factory.mktemp("data") / "train")
+    return write_tiny_dataset(tmp_path_factory.mktemp("data") / "train")
 
 
 def _cli(data: Path, checkpoint_path: Path, *extra: str) -> list[str]:
