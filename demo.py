@@ -59,6 +59,9 @@ class DemoConfig:
     max_plates: int = 3
     min_plate_width: float = 0.03
     max_plate_width: float = 0.6
+    # Most plates near 8 % of the width, as in real photos (synthetic_data.PlateSceneConfig): the model
+    # then records an eval scale (about 352) that also suits real photos.
+    typical_plate_width: float = 0.08
     max_angle: float = 30.0
     clutter: float = 1.0
     test_ratio: float = 0.2
@@ -97,7 +100,7 @@ class DemoConfig:
 
     def data_settings(self) -> dict:
         names = ("seed", "count", "width", "height", "min_plates", "max_plates", "min_plate_width",
-                 "max_plate_width", "max_angle", "clutter", "test_ratio")
+                 "max_plate_width", "typical_plate_width", "max_angle", "clutter", "test_ratio")
         return {name: getattr(self, name) for name in names}
 
     def train_settings(self) -> dict:
@@ -209,6 +212,7 @@ def generate_and_split(config: DemoConfig, paths: DemoPaths) -> float:
          "--seed", str(config.seed), "--width", str(config.width), "--height", str(config.height),
          "--min_plates", str(config.min_plates), "--max_plates", str(config.max_plates),
          "--min_plate_width", str(config.min_plate_width), "--max_plate_width", str(config.max_plate_width),
+         "--typical_plate_width", str(config.typical_plate_width),
          "--max_angle", str(config.max_angle), "--clutter", str(config.clutter)],
         "1/4 generate synthetic street scenes with license plates")
     seconds += run_command(

@@ -38,14 +38,17 @@ def notebook_install_lines(tensorflow_version: str) -> list[str]:
     return namespace["requirements"]
 
 
-def _dry_run(requirements: list[str], tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
-    requirements_file = tmp_path / "requirements.txt"
+def _dry_run_command(requirements: list[str], folder: Path, *extra: str) -> list[str]:
+    folder.mkdir(parents=True, exist_ok=True)
+    requirements_file = folder / "requirements.txt"
     requirements_file.write_text("\n".join(requirements) + "\n")
-    return subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet", "--report",
-         str(tmp_path / "report.json"), "--target", str(tmp_path / "target"), *TARGET, *extra,
-         "-r", str(requirements_file)],
-        capture_output=True, text=True, timeout=900)
+    return [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet", "--report",
+            str(folder / "report.json"), "--target", str(folder / "target"), *TARGET, *extra,
+            "-r", str(requirements_file)]
+
+
+def _dry_run(requirements: list[str], folder: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(_dry_run_command(requirements, folder, *extra), capture_output=True, text=True, timeout=900)
 
 
 @pytest.fixture(scope="module")
@@ -64,13 +67,29 @@ def test_install_lines_keep_colab_tensorflow_and_drop_tensorflow_cpu():
     assert any(line.startswith("keras==") for line in lines)  # pinned where no TensorFlow fights it
 
 
+@pytest.fixture(scope="module")
+def resolutions(package_index, tmp_path_factory) -> dict:
+    """pip's answer for each Colab TensorFlow, the three resolved at once (they wait on the index, not
+    the CPU): {version: (returncode, stderr, report folder)}."""
+    started = {}
+    for version in COLAB_TENSORFLOWS:
+        folder = tmp_path_factory.mktemp(f"colab-{version}")
+        started[version] = (subprocess.Popen(_dry_run_command(notebook_install_lines(version), folder),
+                                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True), folder)
+    answers = {}
+    for version, (process, folder) in started.items():
+        _, stderr = process.communicate(timeout=900)
+        answers[version] = (process.returncode, stderr, folder)
+    return answers
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("tensorflow_version", COLAB_TENSORFLOWS)
-def test_notebook_install_resolves_over_colab_tensorflow(package_index, tensorflow_version, tmp_path):
-    result = _dry_run(notebook_install_lines(tensorflow_version), tmp_path)
-    assert result.returncode == 0, f"pip cannot install the notebook's set over tensorflow {tensorflow_version}:\n" \
-                                   + result.stderr[-3000:]
-    report = json.loads((tmp_path / "report.json").read_text())
+def test_notebook_install_resolves_over_colab_tensorflow(resolutions, tensorflow_version):
+    returncode, stderr, folder = resolutions[tensorflow_version]
+    assert returncode == 0, f"pip cannot install the notebook's set over tensorflow {tensorflow_version}:\n" \
+                            + stderr[-3000:]
+    report = json.loads((folder / "report.json").read_text())
     chosen = {item["metadata"]["name"].lower(): item["metadata"]["version"] for item in report["install"]}
     assert chosen["tensorflow"] == tensorflow_version
     assert "tensorflow-cpu" not in chosen and "keras" in chosen and "numpy" in chosen

@@ -52,6 +52,38 @@ def test_quads_inside_clockwise_from_top_left(seed):
         assert 0.6 * SMALL.min_plate_width * SMALL.width < width < 1.3 * SMALL.max_plate_width * SMALL.width
 
 
+def test_plate_widths_are_photo_like_by_default_and_log_uniform_on_request():
+    """Default: log-normal around 8 % of the width (spread 0.6 in log units) kept in [3 %, 60 %].
+    By hand: 3 % is at z = ln(3/8)/0.6 = -1.635 (normal CDF 0.0511), 60 % at z = 3.358 (0.9996); the
+    kept draw's median is at CDF 0.0511 + 0.5 * 0.9485 = 0.5254, z = 0.0637, width 8 % * exp(0.6 *
+    0.0637) = 8.31 %; its first quartile at CDF 0.2882, z = -0.559, width 5.72 %. None: the log-uniform
+    draw, whose median is the geometric mean of the bounds."""
+    photo_like = sd.PlateSceneConfig()
+    quantiles = np.linspace(0, 1, 2001)
+    widths = np.array([sd.plate_width_fraction(q, photo_like) for q in quantiles])
+    assert widths[0] == pytest.approx(0.03) and widths[-1] == pytest.approx(0.6)
+    assert np.all(np.diff(widths) >= 0)
+    assert np.median(widths) == pytest.approx(0.0831, rel=0.002)
+    assert np.quantile(widths, 0.25) == pytest.approx(0.0572, rel=0.002)
+    uniform = sd.PlateSceneConfig(typical_plate_width=None)
+    assert sd.plate_width_fraction(0.5, uniform) == pytest.approx(np.sqrt(0.03 * 0.6))
+    assert sd.plate_width_fraction(0.25, uniform) == pytest.approx(0.03 * (0.6 / 0.03) ** 0.25)
+    # A typical width outside the range still fills the range, most plates near the closer bound.
+    narrow = sd.PlateSceneConfig(min_plate_width=0.3, max_plate_width=0.5)
+    assert 0.3 <= sd.plate_width_fraction(0.5, narrow) < 0.35
+    with pytest.raises(ValueError, match="typical_plate_width"):
+        sd.PlateSceneConfig(typical_plate_width=1.5)
+
+
+def test_generated_plates_follow_the_width_draw():
+    """Scenes of one plate each: the measured widths (top edge, after the warp) have the draw's median."""
+    config = sd.PlateSceneConfig(width=320, height=240, min_plates=1, max_plates=1, max_angle=10.0, degrade=False,
+                                 max_decoys=0)
+    widths = [np.linalg.norm(quads[0][1] - quads[0][0]) / config.width
+              for quads in (sd.generate_plate_scene(sd.image_rng(5, index), config)[1] for index in range(40))]
+    assert 0.06 < np.median(widths) < 0.105
+
+
 @pytest.mark.parametrize("layout", sd.LAYOUT_NAMES)
 def test_quad_hugs_the_whole_plate(layout):
     """On the bare backdrop (no car, no decoys, no degradation) the quad covers exactly the plate's pixels."""
