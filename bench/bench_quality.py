@@ -59,6 +59,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 import demo  # noqa: E402  (its settings are the one source of the demo and fine-tune figures)
 import icdar  # noqa: E402
+from samples import inspect_image  # noqa: E402
 
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 DEFAULT_WORK_DIR = REPO_ROOT / "data" / "bench_quality"  # git-ignored
@@ -305,6 +306,41 @@ def _add_ratios(rows: list[dict]) -> None:
 FAILURE_KINDS = ("missed", "partial-small", "partial-large", "extra", "other")
 
 
+def plate_sizes_at(test: Path, max_side_lens=MAX_SIDE_LENS) -> dict[int, dict[str, float]]:
+    """How large the test plates reach the network at each max_side_len: {N: {"width", "height",
+    "width_p10", "height_p10"}}, medians and 10th percentiles in network input px (the score map has
+    one cell per network_io.OUTPUT_STRIDE = 4 px). Width/height: the quad's longer top/bottom and
+    left/right edges; images are scaled so their longer side is N (eval.py never upscales, so an
+    image shorter than N keeps its size)."""
+    ground_truth = icdar.load_ground_truth(test)
+    widths, heights, long_sides = [], [], []
+    for image in sorted(path for path in test.iterdir() if path.suffix.lower() in (".jpg", ".jpeg", ".png")):
+        annotation = ground_truth.get(image.stem)
+        size, _ = inspect_image(image)
+        if annotation is None or size is None:
+            continue
+        quads = np.asarray(annotation.quads, np.float64)[~np.asarray(annotation.dont_care, bool)].reshape(-1, 4, 2)
+        edges = np.linalg.norm(quads - np.roll(quads, -1, axis=1), axis=2)  # top, right, bottom, left
+        widths += list(np.maximum(edges[:, 0], edges[:, 2]) / max(size))
+        heights += list(np.maximum(edges[:, 1], edges[:, 3]) / max(size))
+        long_sides += [max(size)] * len(quads)
+    sizes = {}
+    for side in max_side_lens:
+        scaled_side = np.minimum(side, long_sides)
+        width, height = np.array(widths) * scaled_side, np.array(heights) * scaled_side
+        sizes[side] = {"width": float(np.median(width)), "height": float(np.median(height)),
+                       "width_p10": float(np.percentile(width, 10)), "height_p10": float(np.percentile(height, 10))}
+    return sizes
+
+
+def print_plate_sizes(sizes: dict[str, dict[int, dict[str, float]]]) -> None:
+    print("\nplate size in the network input at each --max_side_len, median (10th percentile), px:")
+    for dataset, by_side in sizes.items():
+        cells = "   ".join(f"{side}: {size['width']:.0f}x{size['height']:.0f} ({size['width_p10']:.0f}x"
+                           f"{size['height_p10']:.0f})" for side, size in by_side.items())
+        print(f"{dataset:<11} {cells}")
+
+
 def print_table(rows: list[dict]) -> None:
     header = (f"{'data set':<11} {'model':<14} {'setting':<9} {'prec':>5} {'rec':>5} {'hmean':>5} "
               f"{'all ok':>8} {'ours/peer':>9} {'s/img':>6}  failures: " + " ".join(FAILURE_KINDS))
@@ -353,8 +389,9 @@ def main(argv: list[str] | None = None) -> int:
     datasets = prepare_datasets(args.datasets.split(","), args.shared_data.resolve(), work_dir)
     base = demo_model(args.demo_model, work_dir)
     seconds["demo model"] = time.perf_counter() - started
-    rows = []
+    rows, plate_sizes = [], {}
     for dataset, folders in datasets.items():
+        plate_sizes[dataset] = plate_sizes_at(folders["test"])
         models = {"demo": base}
         if not args.skip_finetune:
             given = args.finetuned_model.get(dataset)
@@ -369,9 +406,10 @@ def main(argv: list[str] | None = None) -> int:
         seconds[f"scoring {dataset}"] = time.perf_counter() - phase
     seconds["total"] = time.perf_counter() - started
     print_table(rows)
+    print_plate_sizes(plate_sizes)
     print("\nseconds: " + ", ".join(f"{name} {value:.0f}" for name, value in seconds.items()))
     if args.json:
-        print(json.dumps({"rows": rows, "seconds": seconds, "settings": eval_settings()}))
+        print(json.dumps({"rows": rows, "seconds": seconds, "settings": eval_settings(), "plate_sizes": plate_sizes}))
     return 0
 
 

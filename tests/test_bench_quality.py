@@ -57,3 +57,22 @@ def test_ratios_compare_all_correct_with_the_matching_peer_row():
     assert rows[0]["ours_over_peer"] == 0.5
     assert rows[1]["ours_over_peer"] is None  # the peer got none right: no finite ratio
     assert "ours_over_peer" not in rows[2]
+
+
+def test_plate_sizes_in_the_network_input(tmp_path):
+    """Two photos, 1000x500 with a 100x40 plate and 2000x1000 with a 400x100 one (plate format).
+    At 256 the first is scaled by 0.256 (25.6 x 10.24 px), the second by 0.128 (51.2 x 12.8 px);
+    at 1024 the first keeps its size (eval.py does not upscale: 100 x 40), the second is scaled by
+    0.512 (204.8 x 51.2). Medians of two values are their means; 10th percentiles interpolate 10 % of the way."""
+    import cv2
+
+    for name, (width, height), (x0, y0, x1, y1) in (("a", (1000, 500), (100, 100, 200, 140)),
+                                                   ("b", (2000, 1000), (500, 500, 900, 600))):
+        cv2.imwrite(str(tmp_path / f"{name}.jpg"), np.zeros((height, width, 3), np.uint8))
+        (tmp_path / f"{name}.txt").write_text(f"{x0} {y0} {x1} {y0} {x1} {y1} {x0} {y1} AB123\n")
+    sizes = bench_quality.plate_sizes_at(tmp_path, (256, 1024))
+    assert sizes[256]["width"] == pytest.approx((25.6 + 51.2) / 2)
+    assert sizes[256]["height"] == pytest.approx((10.24 + 12.8) / 2)
+    assert sizes[256]["height_p10"] == pytest.approx(10.24 + 0.1 * (12.8 - 10.24))
+    assert sizes[1024]["width"] == pytest.approx((100 + 204.8) / 2)
+    assert sizes[1024]["width_p10"] == pytest.approx(100 + 0.1 * 104.8)
