@@ -70,6 +70,7 @@ class TrainStepRunner:
         return trainer.train_function(iter([(images, targets, None)]))
 
     def _run_jax(self, images, targets) -> dict:
+        import jax
         import keras
 
         trainer = self.trainer
@@ -79,16 +80,21 @@ class TrainStepRunner:
             self._state = ([variable.value for variable in trainer.trainable_variables],
                            [variable.value for variable in trainer.non_trainable_variables],
                            [variable.value for variable in trainer.optimizer.variables])
-        # The compiled step donates its state argument: the metric totals go in as fresh
-        # host zeros every step (that is the per-step reset), the rest is the previous output.
-        state = (*self._state, list(self._fresh_metrics))
+        # The compiled step donates its state argument: the metric totals go in as fresh host
+        # zeros every step (that is the per-step reset), the rest is the previous output.
+        metrics = list(self._fresh_metrics)
         distribution = keras.distribution.distribution()
         if distribution is not None:
+            # Host zeros reached the step as NamedSharding at step 1 and GSPMDSharding at step 2,
+            # so jit compiled the step twice; placed with their variables' sharding it compiles once.
+            # (On one device, placing them makes it compile three times: they stay host arrays.)
+            metrics = [jax.device_put(zeros, variable.value.sharding)
+                       for zeros, variable in zip(metrics, trainer.metrics_variables)]
             # keras.distribution.DataParallel: each device gets its slice of the batch's first axis.
             images, targets = (keras.distribution.distribute_tensor(array, distribution.get_data_layout(array.shape))
                                for array in (images, targets))
         logs, (trainable, non_trainable, optimizer_values, _) = trainer.train_function(
-            state, iter([(images, targets, None)]))
+            (*self._state, metrics), iter([(images, targets, None)]))
         self._state = (trainable, non_trainable, optimizer_values)
         return logs
 

@@ -155,8 +155,16 @@ import jax, keras, numpy as np
 jax.config.update("jax_compilation_cache_dir", os.path.join({out!r}, "xla_cache"))
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+import logging
 import batch_stream, train
 assert len(jax.devices()) == 2, jax.devices()
+jax.config.update("jax_log_compiles", True)
+compiles = []
+class CountStepCompiles(logging.Handler):
+    def emit(self, record):
+        if "Compiling jit(train_step)" in record.getMessage():
+            compiles.append(record)
+logging.getLogger("jax").addHandler(CountStepCompiles())
 seen = []
 def on_step(step):
     seen.append(type(keras.distribution.distribution()).__name__)
@@ -168,6 +176,7 @@ rows = {{}}
 for name, gpu_list, batches in (("one_device", "cpu:0", build_batch), ("two_devices", "", build_batch),
                                 ("one_device_reversed", "cpu:0", reversed_batch)):
     seen.clear()
+    compiles.clear()
     batch_stream._build_batch = batches
     config = train.TrainConfig(input_size=64, batch_size=2, nb_workers=0, backbone="mobilenetv2",
                                backbone_weights="none", log_steps=1, progress=False, seed=3, max_steps=4,
@@ -175,7 +184,8 @@ for name, gpu_list, batches in (("one_device", "cpu:0", build_batch), ("two_devi
                                checkpoint_path=os.path.join({out!r}, name), gpu_list=gpu_list)
     train.run_training(config, on_step=on_step)
     with open(os.path.join({out!r}, name, "train_log.csv"), newline="") as handle:
-        rows[name] = {{"log": list(csv.DictReader(handle)), "distribution": sorted(set(seen))}}
+        rows[name] = {{"log": list(csv.DictReader(handle)), "distribution": sorted(set(seen)),
+                      "step_compiles": len(compiles)}}
 assert keras.distribution.distribution() is None  # restored after each run
 print("RESULT", json.dumps(rows))
 """
@@ -203,6 +213,8 @@ def test_jax_data_parallel_over_two_devices_matches_one_device(tmp_path):
     rows = json.loads(output.split("RESULT", 1)[1])
     assert rows["one_device"]["distribution"] == rows["one_device_reversed"]["distribution"] == ["NoneType"]
     assert rows["two_devices"]["distribution"] == ["DataParallel"]
+    # The train step is compiled once per run (it was compiled again at step 2 under DataParallel).
+    assert rows["two_devices"]["step_compiles"] == rows["one_device"]["step_compiles"] == 1
 
     def differences(name):
         return {(int(got["step"]), column): abs(float(got[column]) / float(expected[column]) - 1)
