@@ -58,8 +58,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 import demo  # noqa: E402  (its settings are the one source of the demo and fine-tune figures)
+import data_preprocessor  # noqa: E402
 import icdar  # noqa: E402
-from samples import inspect_image  # noqa: E402
 
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 DEFAULT_WORK_DIR = REPO_ROOT / "data" / "bench_quality"  # git-ignored
@@ -311,19 +311,15 @@ def plate_sizes_at(test: Path, max_side_lens=MAX_SIDE_LENS) -> dict[int, dict[st
     "width_p10", "height_p10"}}, medians and 10th percentiles in network input px (the score map has
     one cell per network_io.OUTPUT_STRIDE = 4 px). Width/height: the quad's longer top/bottom and
     left/right edges; images are scaled so their longer side is N (eval.py never upscales, so an
-    image shorter than N keeps its size)."""
-    ground_truth = icdar.load_ground_truth(test)
+    image shorter than N keeps its size). Reads the folder as training would (data_preprocessor)."""
     widths, heights, long_sides = [], [], []
-    for image in sorted(path for path in test.iterdir() if path.suffix.lower() in (".jpg", ".jpeg", ".png")):
-        annotation = ground_truth.get(image.stem)
-        size, _ = inspect_image(image)
-        if annotation is None or size is None:
-            continue
-        quads = np.asarray(annotation.quads, np.float64)[~np.asarray(annotation.dont_care, bool)].reshape(-1, 4, 2)
+    for sample in data_preprocessor.load_dataset(test).samples:
+        quads = sample.quads[~sample.dont_care].astype(np.float64)
         edges = np.linalg.norm(quads - np.roll(quads, -1, axis=1), axis=2)  # top, right, bottom, left
-        widths += list(np.maximum(edges[:, 0], edges[:, 2]) / max(size))
-        heights += list(np.maximum(edges[:, 1], edges[:, 3]) / max(size))
-        long_sides += [max(size)] * len(quads)
+        long_side = max(sample.image_hw)
+        widths += list(np.maximum(edges[:, 0], edges[:, 2]) / long_side)
+        heights += list(np.maximum(edges[:, 1], edges[:, 3]) / long_side)
+        long_sides += [long_side] * len(quads)
     sizes = {}
     for side in max_side_lens:
         scaled_side = np.minimum(side, long_sides)
