@@ -115,7 +115,7 @@ PROFILES = {
     # A minute-long run for the tests: proves the commands fit together, promises no accuracy.
     "smoke": DemoConfig(count=10, width=160, height=128, max_plates=1, min_plate_width=0.3, max_plate_width=0.5,
                         input_size=64, batch_size=2, max_steps=2, save_checkpoint_steps=1, max_side_len=160,
-                        target_hmean=0.0),
+                        target_hmean=0.0, backbone="tiny"),
 }
 
 
@@ -235,7 +235,7 @@ def train(config: DemoConfig, paths: DemoPaths) -> float:
          f"--min_crop_side_ratio={config.min_crop_side_ratio}", f"--bn_momentum={config.bn_momentum}",
          f"--text_width_range={config.text_width_range}", f"--min_text_size={config.min_text_size}",
          f"--seed={config.seed}"],
-        "3/4 train EAST (MobileNetV2 backbone from scratch; rerunning resumes from the last checkpoint)")
+        f"3/4 train EAST ({config.backbone} backbone from scratch; rerunning resumes from the last checkpoint)")
 
 
 def evaluate(config: DemoConfig, paths: DemoPaths) -> float:

@@ -39,6 +39,9 @@ BACKBONE_TAPS = {
     # A light backbone for CPU demos; stride 32 is taken before MobileNetV2's 1280-channel
     # expansion, which would only add cost to the merging branch.
     "mobilenetv2": ("block_2_add", "block_5_add", "block_12_add", "block_16_project_BN"),
+    # Five conv-BN-ReLU layers with no pretrained weights: for tests and smoke runs, where a
+    # real backbone's graph would take most of the time (it traces in a fifth of MobileNetV2's).
+    "tiny": ("tiny_stride4_relu", "tiny_stride8_relu", "tiny_stride16_relu", "tiny_stride32_relu"),
 }
 BACKBONES = tuple(BACKBONE_TAPS)
 WEIGHT_CHOICES_HELP = "'imagenet', 'none' or the path of a local .h5 / .weights.h5 file"
@@ -141,8 +144,30 @@ def _resolve_weights(backbone_weights: str):
     return backbone_weights
 
 
+# (stride, channels) of the tiny backbone's stride-2 convs.
+TINY_LEVELS = ((2, 8), (4, 16), (8, 16), (16, 32), (32, 32))
+
+
+def tiny_backbone(image_input) -> keras.Model:
+    """Five stride-2 3x3 conv-BN-ReLU layers (TINY_LEVELS); features named tiny_stride{N}_relu.
+
+    Not a detector worth using on photos: a test and smoke-run stand-in whose train step traces
+    and compiles in seconds. It has no pretrained weights."""
+    x = image_input
+    for stride, channels in TINY_LEVELS:
+        x = layers.Conv2D(channels, 3, strides=2, padding="same", use_bias=False,
+                          name=f"tiny_stride{stride}_conv")(x)
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=f"tiny_stride{stride}_bn")(x)
+        x = layers.ReLU(name=f"tiny_stride{stride}_relu")(x)
+    return keras.Model(image_input, x, name="tiny")
+
+
 def _make_backbone(backbone: str, image_input, weights):
-    """Build the keras.applications backbone on ``image_input``; returns the keras Model."""
+    """Build the backbone on ``image_input``; returns the keras Model."""
+    if backbone == "tiny":
+        if weights is not None:
+            raise BackboneWeightsError("backbone 'tiny' has no pretrained weights; pass --backbone_weights none")
+        return tiny_backbone(image_input)
     if backbone == "resnet50":
         return keras.applications.ResNet50(include_top=False, weights=weights,
                                            input_tensor=image_input, pooling=None)
@@ -174,7 +199,8 @@ def build_east(input_size: int = 512, *, backbone: str = "resnet50", backbone_we
     Args:
         input_size: training input side in pixels (a multiple of 32); checked only: the
             network runs at any size that is a multiple of 32.
-        backbone: one of ``BACKBONES``: "resnet50" (EAST-tf2) or "mobilenetv2" (light, CPU).
+        backbone: one of ``BACKBONES``: "resnet50" (EAST-tf2), "mobilenetv2" (light, CPU) or
+            "tiny" (five convs, random init only: tests and smoke runs).
         backbone_weights: "imagenet" (downloads once into ~/.keras/models), "none" (random
             init) or the path of a local weights file for the backbone.
         distance_scale: input px the distance head's sigmoid is scaled to (network_io.DISTANCE_SCALE;

@@ -30,7 +30,7 @@ DISTANCE_SCALE = 512
 #   "caffe": BGR, pixel - CAFFE_BGR_MEAN (keras 'caffe' mode, ResNet50's ImageNet weights)
 PIXEL_CONVENTION_NAMES = ("unit_range", "caffe")
 CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
-PIXEL_CONVENTIONS = {"resnet50": "caffe", "mobilenetv2": "unit_range"}
+PIXEL_CONVENTIONS = {"resnet50": "caffe", "mobilenetv2": "unit_range", "tiny": "unit_range"}
 LEGACY_PIXEL_CONVENTION = "unit_range"
 
 SCORE_SLICE = slice(0, 1)

@@ -680,7 +680,7 @@ def _define_added_flags(flags, defaults: "TrainConfig") -> None:
     flags.DEFINE_boolean("mixed_precision", defaults.mixed_precision,
                          "float16 (GPU) / bfloat16 (CPU) compute with float32 weights")
     flags.DEFINE_integer("max_to_keep", defaults.max_to_keep, "checkpoints kept in checkpoint_path")
-    flags.DEFINE_string("backbone", defaults.backbone, "resnet50 (EAST-tf2) or mobilenetv2 (light, CPU demos)")
+    flags.DEFINE_string("backbone", defaults.backbone, "resnet50 (EAST-tf2), mobilenetv2 (light, CPU demos) or tiny (tests and smoke runs only)")
     flags.DEFINE_string("backbone_weights", defaults.backbone_weights,
                         "imagenet (download), none (random init) or the path of a local .h5 file")
     flags.DEFINE_string("gpu_list", defaults.gpu_list, "GPUs MirroredStrategy trains on, e.g. 0,1; empty = all "

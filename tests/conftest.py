@@ -33,8 +33,8 @@ def shared_data() -> Path:
 
 # --------------------------------------------------------------------------- tiny training data and run
 
-# The settings of every tiny training run: MobileNetV2 from random weights at 64 px, in-process data.
-TINY = dict(input_size=64, batch_size=2, nb_workers=0, backbone="mobilenetv2", backbone_weights="none",
+# The settings of every tiny training run: the tiny backbone (model.tiny_backbone) at 64 px, in-process data.
+TINY = dict(input_size=64, batch_size=2, nb_workers=0, backbone="tiny", backbone_weights="none",
             log_steps=1, progress=False, seed=3)
 SHARED_RUN = dict(max_steps=60, save_checkpoint_steps=20, init_learning_rate=1e-3)
 

@@ -10,12 +10,12 @@ import pytest
 import checkpoints
 import model as east_model
 
-MODEL_CONFIG = {"input_size": 64, "backbone": "mobilenetv2"}
+MODEL_CONFIG = {"input_size": 64, "backbone": "tiny"}
 
 
 @pytest.fixture(scope="module")
 def network():
-    return east_model.build_east(64, backbone="mobilenetv2", backbone_weights="none")
+    return east_model.build_east(64, backbone="tiny", backbone_weights="none")
 
 
 def _optimizer(network):

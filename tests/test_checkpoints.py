@@ -17,7 +17,7 @@ from conftest import TINY
 
 @pytest.fixture
 def trained_64(tiny_trained_run):
-    """The session's shared MobileNetV2 run at input 64 (conftest.tiny_trained_run), and its tiny data."""
+    """The session's shared tiny-backbone run at input 64 (conftest.tiny_trained_run), and its tiny data."""
     return tiny_trained_run
 
 
@@ -35,7 +35,7 @@ def _make_legacy(checkpoint_folder, destination):
 
 def test_state_records_the_network_config(trained_64):
     state = checkpoints.read_state(checkpoints.latest_checkpoint(trained_64["run"]))
-    assert state["model"] == {"input_size": 64, "backbone": "mobilenetv2",
+    assert state["model"] == {"input_size": 64, "backbone": "tiny",
                               "distance_scale": network_io.DISTANCE_SCALE, "pixel_convention": "unit_range"}
     # The eval scale the run's data and augmentation imply, for eval.py and serve.py.
     samples = data_preprocessor.load_dataset(trained_64["data"]).samples
@@ -71,9 +71,9 @@ def test_resume_is_exact_but_fine_tuning_takes_any_input_size():
 
 
 def test_pretrained_weights_refuse_a_network_built_for_other_weights(trained_64):
-    network = east_model.build_east(64, backbone="mobilenetv2", backbone_weights="none", distance_scale=64)
+    network = east_model.build_east(64, backbone="tiny", backbone_weights="none", distance_scale=64)
     with pytest.raises(checkpoints.CheckpointError, match="distance_scale"):
-        checkpoints.load_pretrained_weights(network, trained_64["run"], {"input_size": 64, "backbone": "mobilenetv2"})
+        checkpoints.load_pretrained_weights(network, trained_64["run"], {"input_size": 64, "backbone": "tiny"})
 
 
 def _forbid_downloads(monkeypatch):
@@ -102,5 +102,5 @@ def test_fine_tune_at_input_96_from_a_64_checkpoint_downloads_nothing(trained_64
     state = checkpoints.read_state(tmp_path / "tune" / "ckpt-1")
     # The new run keeps the source weights' distance scale and pixel convention, at its own input size.
     expected_scale = 64 if legacy else network_io.DISTANCE_SCALE
-    assert state["model"] == {"input_size": 96, "backbone": "mobilenetv2", "distance_scale": expected_scale,
+    assert state["model"] == {"input_size": 96, "backbone": "tiny", "distance_scale": expected_scale,
                               "pixel_convention": "unit_range"}

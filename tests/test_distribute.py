@@ -60,7 +60,7 @@ def _env():
     return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND="tensorflow", PYTHONPATH=str(REPO_ROOT))
 
 
-FLAGS = ("--input_size=64", "--batch_size=2", "--nb_workers=0", "--backbone=mobilenetv2", "--backbone_weights=none",
+FLAGS = ("--input_size=64", "--batch_size=2", "--nb_workers=0", "--backbone=tiny", "--backbone_weights=none",
          "--log_steps=1", "--seed=3", "--max_steps=6", "--save_checkpoint_steps=3")
 
 ONE_MACHINE_TWO_DEVICES = """
@@ -178,7 +178,7 @@ for name, gpu_list, batches in (("one_device", "cpu:0", build_batch), ("two_devi
     seen.clear()
     compiles.clear()
     batch_stream._build_batch = batches
-    config = train.TrainConfig(input_size=64, batch_size=2, nb_workers=0, backbone="mobilenetv2",
+    config = train.TrainConfig(input_size=64, batch_size=2, nb_workers=0, backbone="tiny",
                                backbone_weights="none", log_steps=1, progress=False, seed=3, max_steps=4,
                                save_checkpoint_steps=4, training_data_path={data!r},
                                checkpoint_path=os.path.join({out!r}, name), gpu_list=gpu_list)

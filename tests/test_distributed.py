@@ -42,7 +42,7 @@ def recording_loss(y_true, y_pred):
 losses.east_loss = recording_loss
 
 def run(name, gpu_list):
-    config = train.TrainConfig(input_size=64, batch_size=2, nb_workers=0, backbone="mobilenetv2",
+    config = train.TrainConfig(input_size=64, batch_size=2, nb_workers=0, backbone="tiny",
                                backbone_weights="none", log_steps=1, progress=False, max_steps=1,
                                save_checkpoint_steps=1, training_data_path=sys.argv[1],
                                checkpoint_path=sys.argv[2] + "/" + name, gpu_list=gpu_list, seed=3)

@@ -119,7 +119,7 @@ def fuzz(tmp_path_factory):
         bad = make_fuzz_folder(folder, seed)
         folders[seed] = (folder, bad, tree_hashes(folder))
     train = _run(["train.py", f"--training_data_path={folders[0][0]}", f"--checkpoint_path={root / 'ckpt'}",
-                  "--input_size=64", "--batch_size=2", "--nb_workers=0", "--backbone=mobilenetv2",
+                  "--input_size=64", "--batch_size=2", "--nb_workers=0", "--backbone=tiny",
                   "--backbone_weights=none", "--max_steps=2", "--save_checkpoint_steps=2", "--log_steps=1"])
     return root, folders, train
 

@@ -1,6 +1,7 @@
 """model.py: output shapes and ranges, serialisation of the custom layer, clear weight errors."""
 import math
 
+import keras
 import numpy as np
 import pytest
 
@@ -29,6 +30,18 @@ def test_resnet50_taps_build():
     east = model.build_east(64, backbone="resnet50", backbone_weights="none")
     score_map, geo_map = east(np.zeros((1, 64, 64, 3), np.float32))
     assert tuple(score_map.shape) == (1, 16, 16, 1) and tuple(geo_map.shape) == (1, 16, 16, 5)
+
+
+def test_tiny_backbone_taps_every_stride_and_has_no_pretrained_weights():
+    east = model.build_east(64, backbone="tiny", backbone_weights="none")
+    taps = [east.get_layer(name).output for name in model.BACKBONE_TAPS["tiny"]]
+    features = keras.Model(east.input, taps)(np.zeros((1, 64, 128, 3), np.float32))
+    assert [tuple(feature.shape[1:3]) for feature in features] == [(64 // s, 128 // s) for s in (4, 8, 16, 32)]
+    score_map, geo_map = east(np.zeros((1, 96, 64, 3), np.float32))
+    assert tuple(score_map.shape) == (1, 24, 16, 1) and tuple(geo_map.shape) == (1, 24, 16, 5)
+    assert east.get_layer("pixel_adapter").convention == "unit_range"
+    with pytest.raises(model.BackboneWeightsError, match="no pretrained weights"):
+        model.build_east(64, backbone="tiny", backbone_weights="imagenet")
 
 
 def test_training_model_scales_uint8_pixels_and_packs_outputs(tiny_east):

@@ -35,7 +35,7 @@ def test_fine_tune_on_real_plates_then_evaluate(shared_data, tiny_trained_run, t
                     f"--train_dir={tmp_path / 'train'}", f"--test_dir={tmp_path / 'test'}", "--ratio=0.8",
                     "--seed=0"], cwd=REPO_ROOT, check=True, capture_output=True)
 
-    common = dict(training_data_path=str(tmp_path / "train"), input_size=64, batch_size=2, backbone="mobilenetv2",
+    common = dict(training_data_path=str(tmp_path / "train"), input_size=64, batch_size=2, backbone="tiny",
                   backbone_weights="none", nb_workers=0, progress=False, annotation_format="plate")
     result = train.run_training(train.TrainConfig(checkpoint_path=str(tmp_path / "tuned"), max_steps=2,
                                                   save_checkpoint_steps=2,

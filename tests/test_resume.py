@@ -25,7 +25,7 @@ FLAGS = (f"--max_steps={MAX_STEPS}", f"--save_checkpoint_steps={SAVE_STEPS}", f"
 
 def _cli(data: Path, folder: Path) -> list[str]:
     return [sys.executable, "train.py", f"--training_data_path={data}", f"--checkpoint_path={folder}",
-            "--input_size=64", "--batch_size=2", "--backbone=mobilenetv2", "--backbone_weights=none",
+            "--input_size=64", "--batch_size=2", "--backbone=tiny", "--backbone_weights=none",
             "--log_steps=1", "--seed=3", *FLAGS]
 
 

@@ -47,7 +47,7 @@ def test_second_train_run_is_refused_while_the_first_holds_the_folder(tmp_path):
         data.mkdir()
         result = subprocess.run(
             [sys.executable, "train.py", f"--training_data_path={data}", f"--checkpoint_path={folder}",
-             "--input_size=64", "--batch_size=1", "--nb_workers=0", "--backbone=mobilenetv2",
+             "--input_size=64", "--batch_size=1", "--nb_workers=0", "--backbone=tiny",
              "--backbone_weights=none", "--max_steps=1"],
             cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
         assert result.returncode == 2, result.stderr[-2000:]

@@ -31,7 +31,7 @@ def tiny_data(tmp_path_factory) -> Path:
 
 def _cli(data: Path, checkpoint_path: Path, *extra: str) -> list[str]:
     return [sys.executable, "train.py", f"--training_data_path={data}", f"--checkpoint_path={checkpoint_path}",
-            "--input_size=64", "--batch_size=2", "--nb_workers=0", "--backbone=mobilenetv2",
+            "--input_size=64", "--batch_size=2", "--nb_workers=0", "--backbone=tiny",
             "--backbone_weights=none", "--log_steps=1", "--seed=3", *extra]
 
 
@@ -66,7 +66,7 @@ def test_overfits_two_images(tiny_trained_run):
     implied = augmentation.implied_max_side_len(data_preprocessor.load_dataset(tiny_trained_run["data"]).samples,
                                                 train.augment_config(config))
     assert info == {"checkpoint": str(run / "ckpt-60"), "step": 60, "input_size": 64,
-                    "backbone": "mobilenetv2", "distance_scale": network_io.DISTANCE_SCALE,
+                    "backbone": "tiny", "distance_scale": network_io.DISTANCE_SCALE,
                     "pixel_convention": "unit_range", "max_side_len": implied}
 
 
@@ -97,10 +97,10 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tiny_trained_run, tmp_pa
 SAVE_SCRIPT = """
 import os, signal, sys, keras, checkpoints, model
 kill_at = sys.argv[2]
-network = model.build_east(64, backbone="mobilenetv2", backbone_weights="none")
+network = model.build_east(64, backbone="tiny", backbone_weights="none")
 optimizer = keras.optimizers.Adam(1e-4)
 optimizer.build(network.trainable_variables)
-state = {"seed": 0, "model": {"input_size": 64, "backbone": "mobilenetv2"}}
+state = {"seed": 0, "model": {"input_size": 64, "backbone": "tiny"}}
 for step in (2, 4):
     optimizer.iterations.assign(step)
     def on_stage(stage, step=step):

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import checkpoints
+import model as east_model
 import train
 from conftest import TINY, write_tiny_dataset
 from test_train import _log_rows
@@ -105,7 +106,9 @@ def test_bn_momentum_sets_every_batchnorm(tiny_data, tmp_path):
     for momentum in (0.5, 0.9):
         train.run_training(_config(tiny_data, tmp_path / f"m{momentum}", bn_momentum=momentum))
     half, ninety = _bn_moving_means(tmp_path / "m0.5"), _bn_moving_means(tmp_path / "m0.9")
-    assert len(half) > 30 and half.keys() == ninety.keys()
+    backbone_layers = {f"tiny_stride{stride}_bn" for stride, _ in east_model.TINY_LEVELS}
+    merge_layers = {f"merge{level}_{kind}_bn" for level in range(3) for kind in ("1x1", "3x3")} | {"final_3x3_bn"}
+    assert half.keys() == ninety.keys() == backbone_layers | merge_layers
     for name in half:
         np.testing.assert_allclose(half[name], 5.0 * ninety[name], rtol=2e-3, atol=1e-6, err_msg=name)
     assert max(np.abs(mean).max() for mean in half.values()) > 0.01
@@ -143,8 +146,7 @@ def test_fine_tuning_loads_weights_and_starts_a_fresh_optimizer(tiny_trained_run
     tuned, _ = checkpoints.load_model_for_inference(str(tmp_path / "tune"))
     based, _ = checkpoints.load_model_for_inference(str(base))
     keras.utils.set_random_seed(TINY["seed"])
-    import model as east_model
-    fresh = east_model.build_east(64, backbone="mobilenetv2", backbone_weights="none")
+    fresh = east_model.build_east(64, backbone="tiny", backbone_weights="none")
     moved = 0
     for tuned_weight, base_weight, fresh_weight in zip(tuned.trainable_weights, based.trainable_weights,
                                                       fresh.trainable_weights, strict=True):
