@@ -104,3 +104,24 @@ def test_fine_tune_at_input_96_from_a_64_checkpoint_downloads_nothing(trained_64
     expected_scale = 64 if legacy else network_io.DISTANCE_SCALE
     assert state["model"] == {"input_size": 96, "backbone": "tiny", "distance_scale": expected_scale,
                               "pixel_convention": "unit_range"}
+
+
+def test_fine_tuning_a_mobilenetv2_checkpoint_asks_keras_applications_for_no_weights(trained_64, tmp_path,
+                                                                                      monkeypatch):
+    """The test above on a real keras.applications backbone, whose 'imagenet' weights would download:
+    a MobileNetV2 checkpoint saved by hand (no training needed) is fine-tuned with downloads forbidden."""
+    import keras
+
+    network = east_model.build_east(64, backbone="mobilenetv2", backbone_weights="none")
+    optimizer = keras.optimizers.Adam(1e-4)
+    optimizer.build(network.trainable_variables)
+    state = {"seed": 0, "model": {"input_size": 64, "backbone": "mobilenetv2", **east_model.network_config(network)}}
+    checkpoints.save_checkpoint(tmp_path / "base", 5, network, optimizer, state)
+    _forbid_downloads(monkeypatch)
+    config = train.TrainConfig(**{**TINY, "backbone": "mobilenetv2", "input_size": 96, "backbone_weights": "imagenet"},
+                               training_data_path=str(trained_64["data"]), checkpoint_path=str(tmp_path / "tune"),
+                               max_steps=1, save_checkpoint_steps=1, pretrained_model_path=str(tmp_path / "base"))
+    train.run_training(config)
+    tuned, info = checkpoints.load_model_for_inference(str(tmp_path / "tune"))
+    assert info["backbone"] == "mobilenetv2" and info["input_size"] == 96
+    assert len(tuned.weights) == len(network.weights)
