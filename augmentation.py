@@ -22,6 +22,8 @@ __all__ = ["AugmentConfig", "MAX_DRAWS_PER_SLOT", "implied_max_side_len", "make_
 
 # EAST-tf2's crop_area gives up after this many random tries.
 CROP_MAX_TRIES = 50
+# Random windows tried for a scale-matched background crop before EAST-tf2's background crop.
+BACKGROUND_TRIES = 20
 # A batch slot draws at most this many images before giving up (unreadable images, failed crops).
 MAX_DRAWS_PER_SLOT = 100
 # Random crops drawn to find the scale at which training shows whole images (implied_max_side_len).
@@ -46,8 +48,10 @@ class AugmentConfig:
         extent gets exactly that width in the network input (height jittered by -10..+9 % like
         EAST-tf2's per-axis scale), and crops at most input_size px around it with EAST-tf2's
         rule (crop edges cut no text). random_scale, max_image_large_side and max_text_size do not
-        apply to those crops; background crops (background_ratio) stay EAST-tf2's. Teaches text
-        (plates) from a few % to most of the input width whatever the photo's resolution.
+        apply to those crops. Background crops (background_ratio) are drawn at the same scales: a
+        random text-free input_size window of the image scaled as a text crop of it would be
+        (EAST-tf2's background crop where none is found). Teaches text (plates) from a few % to
+        most of the input width whatever the photo's resolution, and non-text at the same zooms.
     """
 
     input_size: int = 512
@@ -128,7 +132,8 @@ def _plan_crop(sample: Sample, image_hw, rng: np.random.Generator, config: Augme
     if config.text_width_range is None or not len(sample.quads):
         return _plan_east_crop(sample, image_hw, rng, config)
     if rng.random() < config.background_ratio:
-        return _plan_east_crop(sample, image_hw, rng, config, crop_background=True)
+        plan = _plan_text_width_background(sample, image_hw, rng, config)
+        return plan if plan is not None else _plan_east_crop(sample, image_hw, rng, config, crop_background=True)
     return _plan_text_width_crop(sample, image_hw, rng, config)
 
 
@@ -190,9 +195,9 @@ def _text_window(free: np.ndarray, low: int, high: int, side: int, rng: np.rando
     return int(starts[fits][pick]), int(ends[fits][pick])
 
 
-def _plan_text_width_crop(sample: Sample, image_hw, rng: np.random.Generator, config: AugmentConfig) -> _CropPlan | None:
-    """A crop in which one random box is ``text_width_range`` * input_size wide (see AugmentConfig)."""
-    height, width = image_hw
+def _text_width_scale(sample: Sample, rng: np.random.Generator, config: AugmentConfig):
+    """(chosen quad index, scale_x, scale_y): the scale at which one random box (a care box where
+    there is one) is ``text_width_range`` * input_size wide (see AugmentConfig)."""
     size = config.input_size
     quads = sample.quads.astype(np.float64)
     care = np.flatnonzero(~sample.dont_care)
@@ -204,7 +209,39 @@ def _plan_text_width_crop(sample: Sample, image_hw, rng: np.random.Generator, co
     scale_y = scale_x * (1.0 + rng.integers(-10, 10) / 100.0)
     # The chosen box must fit the input with a free column/row on each side.
     fit = min(1.0, (size - 2) / (extent[0] * scale_x), (size - 2) / (extent[1] * scale_y))
-    scale_x, scale_y = scale_x * fit, scale_y * fit
+    return chosen, scale_x * fit, scale_y * fit
+
+
+def _plan_text_width_background(sample: Sample, image_hw, rng: np.random.Generator,
+                                config: AugmentConfig) -> _CropPlan | None:
+    """A text-free input_size window of the image at the scale a text crop of it would draw, so the
+    network meets non-text (lamps, grilles, signs) at the zoom it meets text; None when
+    BACKGROUND_TRIES random windows all touch a box."""
+    height, width = image_hw
+    size = config.input_size
+    _, scale_x, scale_y = _text_width_scale(sample, rng, config)
+    scaled_h, scaled_w = max(1, round(height * scale_y)), max(1, round(width * scale_x))
+    scaled = sample.quads.astype(np.float64) * np.array([scale_x, scale_y])
+    box_min, box_max = scaled.min(axis=1), scaled.max(axis=1)  # (N, 2) x, y
+    for _ in range(BACKGROUND_TRIES):
+        xmin, ymin = int(rng.integers(max(1, scaled_w - size + 1))), int(rng.integers(max(1, scaled_h - size + 1)))
+        xmax, ymax = min(scaled_w, xmin + size) - 1, min(scaled_h, ymin + size) - 1
+        touches = ((box_max[:, 0] >= xmin) & (box_min[:, 0] <= xmax + 1)
+                   & (box_max[:, 1] >= ymin) & (box_min[:, 1] <= ymax + 1))
+        if not touches.any():
+            shift_x = int(rng.integers(size - (xmax - xmin + 1) + 1))
+            shift_y = int(rng.integers(size - (ymax - ymin + 1) + 1))
+            return _CropPlan((scale_x, scale_y), (xmin, ymin, xmax, ymax), (shift_x, shift_y), size,
+                             np.zeros(0, np.int64))
+    return None
+
+
+def _plan_text_width_crop(sample: Sample, image_hw, rng: np.random.Generator, config: AugmentConfig) -> _CropPlan | None:
+    """A crop in which one random box is ``text_width_range`` * input_size wide (see AugmentConfig)."""
+    height, width = image_hw
+    size = config.input_size
+    quads = sample.quads.astype(np.float64)
+    chosen, scale_x, scale_y = _text_width_scale(sample, rng, config)
     scaled_hw = (max(1, round(height * scale_y)), max(1, round(width * scale_x)))
     scaled = quads * np.array([scale_x, scale_y])
     rounded = np.round(scaled).astype(np.int64)

@@ -133,6 +133,32 @@ def test_text_width_range_is_deterministic_keeps_backgrounds_and_validates(tmp_p
             augmentation.AugmentConfig(text_width_range=bad)
 
 
+def test_text_width_range_backgrounds_are_text_free_windows_at_text_crop_scales(tmp_path):
+    """Background crops show a 1280x960 image at the zoom text crops do (its 80 px plate would be
+    10-30 % of the 128 px input), in a window that touches no box, so non-text is learned at text's scales."""
+    image = np.full((960, 1280, 3), 90, np.uint8)
+    cv2.imwrite(str(tmp_path / "wide.png"), image)
+    quads = np.array([[[300, 200], [380, 200], [380, 220], [300, 220]]], np.float32)
+    sample = Sample(str(tmp_path / "wide.png"), None, quads, np.array([False]), ("AB12",), (960, 1280))
+    config = augmentation.AugmentConfig(input_size=128, background_ratio=1.0, text_width_range=(0.1, 0.3))
+    found = 0
+    for seed in range(32):
+        plan = augmentation._plan_text_width_background(sample, sample.image_hw, np.random.default_rng(seed), config)
+        example = augmentation.make_example(sample, np.random.default_rng(seed), config)
+        assert len(example["quads"]) == 0 and example["score_map"].max() == 0
+        if plan is None:
+            continue  # no text-free window at this scale: EAST-tf2's background crop instead
+        found += 1
+        scale_x, scale_y = plan.scale_xy
+        assert 0.1 * 128 * 0.999 <= 80 * scale_x <= 0.3 * 128 * 1.001
+        xmin, ymin, xmax, ymax = plan.crop_box
+        assert xmax - xmin < 128 and ymax - ymin < 128 and plan.selected.size == 0
+        scaled = sample.quads * np.array([scale_x, scale_y])
+        assert ((scaled[:, :, 0].max(axis=1) < xmin) | (scaled[:, :, 0].min(axis=1) > xmax + 1)
+                | (scaled[:, :, 1].max(axis=1) < ymin) | (scaled[:, :, 1].min(axis=1) > ymax + 1)).all()
+    assert found >= 24, found
+
+
 def test_covered_matches_eastf2_slices_and_empty_input():
     rng = np.random.default_rng(0)
     starts = rng.integers(0, 90, 12)
