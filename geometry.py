@@ -41,6 +41,10 @@ log = logging.getLogger(__name__)
 
 OUTPUT_STRIDE = network_io.OUTPUT_STRIDE  # re-exported: callers of make_rbox_targets size maps with it
 SHRINK_RATIO = 0.3
+# A shrunk quad is kept at least this thick (px), one map-pixel spacing, so that any text at least
+# this thin keeps a positive map pixel (see make_rbox_targets); the paper's shrink leaves text under
+# 10 px with a 0-4 px band that often falls between the map's sample rows.
+MIN_SHRUNK_SIDE = float(OUTPUT_STRIDE)
 MIN_QUAD_AREA = 1.0  # px²; smaller quads are "degenerate"
 
 _QUARTER_PI = np.pi / 4
@@ -216,7 +220,7 @@ def shrink_quads(quads, ratio: float = SHRINK_RATIO) -> np.ndarray:
 
     Args:
       quads: (N, 4, 2) or (4, 2) pixel xy, clockwise from top-left.
-      ratio: fraction of ``r_i`` each corner moves along each of its edges.
+      ratio: fraction of ``r_i`` each corner moves along each of its edges; a float, or (N,) one per quad.
 
     Returns:
       float32 array of the input's shape. Empty -> (0, 4, 2).
@@ -225,7 +229,7 @@ def shrink_quads(quads, ratio: float = SHRINK_RATIO) -> np.ndarray:
     points = array.copy()
     edge = _edge_lengths(points)  # edge[i] joins corner i and i+1
     reference = np.minimum(edge, np.roll(edge, 1, axis=1))  # r_i
-    move = ratio * reference
+    move = np.reshape(np.asarray(ratio, np.float64), (-1, 1)) * reference
     long_first = edge[:, 0] + edge[:, 2] > edge[:, 1] + edge[:, 3]
     pairs_long_first = ((0, 1), (3, 2), (0, 3), (1, 2))
     pairs_short_first = ((0, 3), (1, 2), (0, 1), (3, 2))
@@ -246,6 +250,16 @@ def shrink_quads(quads, ratio: float = SHRINK_RATIO) -> np.ndarray:
 # minimum-area rectangles
 # --------------------------------------------------------------------------- #
 _PAIR_I, _PAIR_J = np.triu_indices(4, k=1)
+
+
+def thin_text_shrink_ratios(quads, ratio: float = SHRINK_RATIO) -> np.ndarray:
+    """(N,) shrink ratio per quad: ``ratio``, lowered for text whose shortest edge ``s`` is under
+    ``MIN_SHRUNK_SIDE / (1 - 2 * ratio)`` px (10 px at 0.3) to ``(s - MIN_SHRUNK_SIDE) / (2 s)``, so
+    that its shrunk quad stays MIN_SHRUNK_SIDE px thick (0 for text thinner than that)."""
+    array, _ = _as_quads(quads)
+    shortest = _edge_lengths(array.astype(np.float64)).min(axis=1)
+    thin = (shortest - MIN_SHRUNK_SIDE) / np.maximum(2.0 * shortest, 1e-9)
+    return np.clip(thin, 0.0, ratio)
 
 
 def _min_area_rectangles(quads: np.ndarray):
@@ -358,15 +372,18 @@ def make_rbox_targets(
 
     Map pixel ``(r, c)`` is positive when the input point ``(4c, 4r)`` lies in a
     quad shrunk by ``shrink_ratio``; where shrunk quads overlap the later quad
-    wins (as in EAST-tf2). Don't-care and small quads still mark the score map;
-    the training mask hides them.
+    wins (as in EAST-tf2). Text under 10 px thick is shrunk less, to a band
+    MIN_SHRUNK_SIDE px thick (thin_text_shrink_ratios): under the paper's shrink
+    it would often cover no map pixel and be neither text nor background to the
+    loss (it changes nothing for text at or above EAST-tf2's min_text_size of 10).
+    Don't-care and small quads still mark the score map; the training mask hides them.
 
     Args:
       quads: float (N, 4, 2) pixel xy, clockwise from top-left (N may be 0).
       dont_care: bool (N,), True for "###" text (or None: all False).
       image_hw: (H, W) of the network input, both multiples of OUTPUT_STRIDE.
       min_text_size: quads whose shortest side is below this (px) are masked.
-      shrink_ratio: the EAST paper's r (0.3).
+      shrink_ratio: the EAST paper's r (0.3), for text at least 10 px thick.
 
     Returns:
       score_map float32 (H/4, W/4, 1) in {0, 1};
@@ -422,7 +439,7 @@ def _rasterize_targets(quads, dont_care, map_hw, min_text_size, shrink_ratio):
     ignored = np.zeros(map_hw, bool)
     if not len(quads):
         return quad_index, in_text, ignored
-    shrunk = shrink_quads(quads, shrink_ratio).astype(np.float64)
+    shrunk = shrink_quads(quads, thin_text_shrink_ratios(quads, shrink_ratio)).astype(np.float64)
     masked_out = (_edge_lengths(quads).min(axis=1) < min_text_size) | dont_care
     for index in range(len(quads)):
         window = _rasterize(quads[index] / OUTPUT_STRIDE, map_hw)

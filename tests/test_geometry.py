@@ -96,6 +96,25 @@ def test_shrink_axis_aligned_rectangle_by_hand():
     np.testing.assert_allclose(shrink_quads(quad, ratio=0.1), [[2, 2], [98, 2], [98, 18], [2, 18]], atol=1e-4)
 
 
+def test_thin_text_keeps_a_band_one_map_pixel_thick():
+    # 40 x 6 px at y 3..9: the paper's shrink (0.3 * 6 = 1.8 px) leaves y 4.8..7.2, between the map's
+    # sample rows y = 4 and 8, so the plate would have no positive pixel and its inside would be masked
+    # as the ring. Shrunk by (6 - 4) / 12 instead, 1 px per edge, it keeps y 4..8: rows 1 and 2.
+    thin = np.array([[20, 3], [60, 3], [60, 9], [20, 9]], np.float32)
+    normal = np.array([[100, 100], [200, 100], [200, 120], [100, 120]], np.float32)
+    np.testing.assert_allclose(geometry.thin_text_shrink_ratios(np.stack([thin, normal])), [1 / 6, 0.3])
+    np.testing.assert_allclose(geometry.thin_text_shrink_ratios(np.array([[0, 0], [9, 0], [9, 3], [0, 3]])), [0.0])
+    score_map, geo_map, training_mask = make_rbox_targets(thin[None], [False], (128, 128), min_text_size=5)
+    rows, cols = np.nonzero(score_map[..., 0])
+    assert set(rows) == {1, 2} and (cols.min(), cols.max()) == (6, 14)  # x 24..56 inside 21..59
+    assert np.all(training_mask[rows, cols, 0] == 1)
+    # pixel (row 1, col 6) is the input point (24, 4): 1 px below the top, 5 above the bottom, 4 and 36 from the sides
+    np.testing.assert_allclose(geo_map[1, 6], [1, 36, 5, 4, 0], atol=1e-5)
+    # text at least 10 px thick keeps the paper's shrink exactly
+    np.testing.assert_allclose(shrink_quads(normal, geometry.thin_text_shrink_ratios(normal[None])),
+                               shrink_quads(normal), atol=1e-6)
+
+
 def test_min_area_rectangle_of_a_perspective_quad_contains_it():
     rng = np.random.default_rng(3)
     quads = np.stack([rotated_rectangle((200, 200), 120, 40, a) for a in rng.uniform(-90, 90, 20)])
