@@ -41,9 +41,9 @@ log = logging.getLogger(__name__)
 
 OUTPUT_STRIDE = network_io.OUTPUT_STRIDE  # re-exported: callers of make_rbox_targets size maps with it
 SHRINK_RATIO = 0.3
-# A shrunk quad is kept at least this thick (px), one map-pixel spacing, so that any text at least
-# this thin keeps a positive map pixel (see make_rbox_targets); the paper's shrink leaves text under
-# 10 px with a 0-4 px band that often falls between the map's sample rows.
+# A shrunk quad is kept at least this thick (px), one map-pixel spacing, so that text at least this
+# thick keeps a positive map pixel (see make_rbox_targets); the paper's shrink leaves text under
+# 10 px with a band under 4 px that often falls between the map's sample rows.
 MIN_SHRUNK_SIDE = float(OUTPUT_STRIDE)
 MIN_QUAD_AREA = 1.0  # px²; smaller quads are "degenerate"
 
