@@ -257,8 +257,12 @@ def thin_text_shrink_ratios(quads, ratio: float = SHRINK_RATIO) -> np.ndarray:
     ``MIN_SHRUNK_SIDE / (1 - 2 * ratio)`` px (10 px at 0.3) to ``(s - MIN_SHRUNK_SIDE) / (2 s)``, so
     that its shrunk quad stays MIN_SHRUNK_SIDE px thick (0 for text thinner than that)."""
     array, _ = _as_quads(quads)
-    shortest = _edge_lengths(array.astype(np.float64)).min(axis=1)
-    thin = (shortest - MIN_SHRUNK_SIDE) / np.maximum(2.0 * shortest, 1e-9)
+    return _thin_text_ratios(_edge_lengths(array).min(axis=1), ratio)
+
+
+def _thin_text_ratios(shortest_edges: np.ndarray, ratio: float) -> np.ndarray:
+    """thin_text_shrink_ratios from each quad's shortest edge (N,), px."""
+    thin = (shortest_edges - MIN_SHRUNK_SIDE) / np.maximum(2.0 * shortest_edges, 1e-9)
     return np.clip(thin, 0.0, ratio)
 
 
@@ -439,8 +443,9 @@ def _rasterize_targets(quads, dont_care, map_hw, min_text_size, shrink_ratio):
     ignored = np.zeros(map_hw, bool)
     if not len(quads):
         return quad_index, in_text, ignored
-    shrunk = shrink_quads(quads, thin_text_shrink_ratios(quads, shrink_ratio)).astype(np.float64)
-    masked_out = (_edge_lengths(quads).min(axis=1) < min_text_size) | dont_care
+    shortest_edges = _edge_lengths(quads).min(axis=1)
+    shrunk = shrink_quads(quads, _thin_text_ratios(shortest_edges, shrink_ratio)).astype(np.float64)
+    masked_out = (shortest_edges < min_text_size) | dont_care
     for index in range(len(quads)):
         window = _rasterize(quads[index] / OUTPUT_STRIDE, map_hw)
         if window is not None:

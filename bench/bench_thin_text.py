@@ -5,8 +5,8 @@
 For each folder (default: the 178 plates_dev training photos that ``bench_quality.py`` splits off,
 and ``plates_ro/train``), draws crops with the demo's plate recipe (demo.DemoConfig: input 128,
 ``text_width_range``, ``min_text_size``) and, for every care box the loss keeps (shortest edge >=
-min_text_size), builds its score map twice: with EAST's fixed 0.3 shrink (the reference) and with
-``geometry.thin_text_shrink_ratios`` (ours). A box with no positive map pixel is invisible to the
+min_text_size), counts its positive score-map pixels twice: with EAST's fixed 0.3 shrink (the
+reference) and as training builds them (``geometry.make_rbox_targets``, ours). A box with no positive map pixel is invisible to the
 loss: its inside is masked as the ring. Prints, per folder, the boxes and how many are invisible
 under each, and their ratio.
 """
@@ -30,9 +30,9 @@ DEFAULT_DATA = (REPO_ROOT / "data" / "bench_quality" / "plates_dev" / "train",
                 REPO_ROOT.parent / "shared" / "data" / "plates_ro" / "train")
 
 
-def positive_pixels(quad: np.ndarray, input_size: int, ratio) -> int:
-    """Positive score-map pixels of one quad (4, 2) shrunk by ratio (a float or a (1,) array)."""
-    shrunk = geometry.shrink_quads(quad[None], ratio)[0] / geometry.OUTPUT_STRIDE
+def paper_positive_pixels(quad: np.ndarray, input_size: int) -> int:
+    """Positive score-map pixels of one quad (4, 2) under the paper's fixed shrink (the reference)."""
+    shrunk = geometry.shrink_quads(quad, geometry.SHRINK_RATIO) / geometry.OUTPUT_STRIDE
     map_hw = (input_size // geometry.OUTPUT_STRIDE,) * 2
     window = geometry._rasterize(shrunk.astype(np.float64), map_hw)
     return 0 if window is None else int(window[2].sum())
@@ -53,8 +53,10 @@ def count_invisible(data: Path, crops: int, seed: int) -> tuple[int, int, int]:
             if dont_care or geometry._edge_lengths(quad[None]).min() < config.min_text_size:
                 continue
             kept += 1
-            paper += positive_pixels(quad, config.input_size, geometry.SHRINK_RATIO) == 0
-            ours += positive_pixels(quad, config.input_size, geometry.thin_text_shrink_ratios(quad[None])) == 0
+            paper += paper_positive_pixels(quad, config.input_size) == 0
+            score_map, _, _ = geometry.make_rbox_targets(quad[None], None, (config.input_size,) * 2,
+                                                         min_text_size=config.min_text_size)
+            ours += not score_map.any()
     return kept, paper, ours
 
 
