@@ -52,6 +52,10 @@ class AugmentConfig:
         random text-free input_size window of the image scaled as a text crop of it would be
         (EAST-tf2's background crop where none is found). Teaches text (plates) from a few % to
         most of the input width whatever the photo's resolution, and non-text at the same zooms.
+    text_height_range: None or (low, high) fractions of input_size: as text_width_range, but the
+        drawn size is the chosen box's height (geometry.text_heights: its shorter pair of opposite
+        edges), so plates of every aspect (a 2:1 US plate, a 4.7:1 EU one) are taught at the same
+        character sizes. At most one of the two ranges is set.
     """
 
     input_size: int = 512
@@ -62,6 +66,7 @@ class AugmentConfig:
     max_text_size: int = 800
     min_text_size: int = 10
     text_width_range: tuple[float, float] | None = None
+    text_height_range: tuple[float, float] | None = None
 
     def __post_init__(self):
         if self.input_size <= 0 or self.input_size % network_io.OUTPUT_STRIDE:
@@ -70,21 +75,28 @@ class AugmentConfig:
             raise ValueError(f"background_ratio must be in [0, 1], got {self.background_ratio}")
         if not self.random_scale or min(self.random_scale) <= 0.1:
             raise ValueError(f"random_scale must be scales above 0.1, got {self.random_scale}")
-        check_text_width_range(self.text_width_range)
+        check_text_size_ranges(self.text_width_range, self.text_height_range)
+
+    @property
+    def scales_by_text_size(self) -> bool:
+        """Whether text crops are scaled to a drawn text width or height (else EAST-tf2's random_scale)."""
+        return self.text_width_range is not None or self.text_height_range is not None
 
 
-def check_text_width_range(text_width_range) -> None:
-    """ValueError unless text_width_range is None or (low, high) with 0 < low <= high <= 1."""
-    if text_width_range is None:
-        return
-    try:
-        low, high = (float(value) for value in text_width_range)
-    except (TypeError, ValueError):
-        raise ValueError(f"text_width_range must be two fractions of input_size (low, high), "
-                         f"got {text_width_range!r}") from None
-    if not 0 < low <= high <= 1:
-        raise ValueError(f"text_width_range must satisfy 0 < low <= high <= 1 (fractions of input_size), "
-                         f"got {text_width_range!r}")
+def check_text_size_ranges(text_width_range, text_height_range=None) -> None:
+    """ValueError unless each range is None or (low, high) with 0 < low <= high <= 1, and not both are set."""
+    if text_width_range is not None and text_height_range is not None:
+        raise ValueError("text_width_range and text_height_range exclude each other: give one of them")
+    for name, text_range in (("text_width_range", text_width_range), ("text_height_range", text_height_range)):
+        if text_range is None:
+            continue
+        try:
+            low, high = (float(value) for value in text_range)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be two fractions of input_size (low, high), got {text_range!r}") from None
+        if not 0 < low <= high <= 1:
+            raise ValueError(f"{name} must satisfy 0 < low <= high <= 1 (fractions of input_size), "
+                             f"got {text_range!r}")
 
 
 @dataclass(frozen=True)
@@ -129,12 +141,12 @@ def _random_crop(scaled_hw, quads, rng, *, crop_background, min_crop_side_ratio)
 
 def _plan_crop(sample: Sample, image_hw, rng: np.random.Generator, config: AugmentConfig) -> _CropPlan | None:
     """Draws the random choices for one sample; None where EAST-tf2 moves on to another image."""
-    if config.text_width_range is None or not len(sample.quads):
+    if not config.scales_by_text_size or not len(sample.quads):
         return _plan_east_crop(sample, image_hw, rng, config)
     if rng.random() < config.background_ratio:
-        plan = _plan_text_width_background(sample, image_hw, rng, config)
+        plan = _plan_text_size_background(sample, image_hw, rng, config)
         return plan if plan is not None else _plan_east_crop(sample, image_hw, rng, config, crop_background=True)
-    return _plan_text_width_crop(sample, image_hw, rng, config)
+    return _plan_text_size_crop(sample, image_hw, rng, config)
 
 
 def _plan_east_crop(sample: Sample, image_hw, rng: np.random.Generator, config: AugmentConfig,
@@ -195,31 +207,35 @@ def _text_window(free: np.ndarray, low: int, high: int, side: int, rng: np.rando
     return int(starts[fits][pick]), int(ends[fits][pick])
 
 
-def _text_width_scale(sample: Sample, rng: np.random.Generator, config: AugmentConfig):
+def _text_size_scale(sample: Sample, rng: np.random.Generator, config: AugmentConfig):
     """(chosen quad index, scale_x, scale_y): the scale at which one random box (a care box where
-    there is one) is ``text_width_range`` * input_size wide (see AugmentConfig)."""
+    there is one) is ``text_width_range`` * input_size wide, or ``text_height_range`` * input_size
+    tall (see AugmentConfig)."""
     size = config.input_size
     quads = sample.quads.astype(np.float64)
     care = np.flatnonzero(~sample.dont_care)
     chosen = int(rng.choice(care)) if care.size else int(rng.integers(len(quads)))
-    low, high = config.text_width_range
-    target_width = size * float(np.exp(rng.uniform(np.log(low), np.log(high))))
     extent = np.maximum(quads[chosen].max(axis=0) - quads[chosen].min(axis=0), 1e-6)
-    scale_x = target_width / extent[0]
+    if config.text_height_range is not None:
+        (low, high), measured = config.text_height_range, max(float(geometry.text_heights(quads[chosen])), 1e-6)
+    else:
+        (low, high), measured = config.text_width_range, extent[0]
+    target_size = size * float(np.exp(rng.uniform(np.log(low), np.log(high))))
+    scale_x = target_size / measured
     scale_y = scale_x * (1.0 + rng.integers(-10, 10) / 100.0)
     # The chosen box must fit the input with a free column/row on each side.
     fit = min(1.0, (size - 2) / (extent[0] * scale_x), (size - 2) / (extent[1] * scale_y))
     return chosen, scale_x * fit, scale_y * fit
 
 
-def _plan_text_width_background(sample: Sample, image_hw, rng: np.random.Generator,
+def _plan_text_size_background(sample: Sample, image_hw, rng: np.random.Generator,
                                 config: AugmentConfig) -> _CropPlan | None:
     """A text-free input_size window of the image at the scale a text crop of it would draw, so the
     network meets non-text (lamps, grilles, signs) at the zoom it meets text; None when
     BACKGROUND_TRIES random windows all touch a box."""
     height, width = image_hw
     size = config.input_size
-    _, scale_x, scale_y = _text_width_scale(sample, rng, config)
+    _, scale_x, scale_y = _text_size_scale(sample, rng, config)
     scaled_h, scaled_w = max(1, round(height * scale_y)), max(1, round(width * scale_x))
     scaled = sample.quads.astype(np.float64) * np.array([scale_x, scale_y])
     box_min, box_max = scaled.min(axis=1), scaled.max(axis=1)  # (N, 2) x, y
@@ -236,12 +252,12 @@ def _plan_text_width_background(sample: Sample, image_hw, rng: np.random.Generat
     return None
 
 
-def _plan_text_width_crop(sample: Sample, image_hw, rng: np.random.Generator, config: AugmentConfig) -> _CropPlan | None:
-    """A crop in which one random box is ``text_width_range`` * input_size wide (see AugmentConfig)."""
+def _plan_text_size_crop(sample: Sample, image_hw, rng: np.random.Generator, config: AugmentConfig) -> _CropPlan | None:
+    """A crop in which one random box has the drawn text width or height (see AugmentConfig)."""
     height, width = image_hw
     size = config.input_size
     quads = sample.quads.astype(np.float64)
-    chosen, scale_x, scale_y = _text_width_scale(sample, rng, config)
+    chosen, scale_x, scale_y = _text_size_scale(sample, rng, config)
     scaled_hw = (max(1, round(height * scale_y)), max(1, round(width * scale_x)))
     scaled = quads * np.array([scale_x, scale_y])
     rounded = np.round(scaled).astype(np.int64)

@@ -210,6 +210,14 @@ def _edge_lengths(quads: np.ndarray) -> np.ndarray:
     return np.linalg.norm(np.roll(quads, -1, axis=1) - quads, axis=-1)
 
 
+def text_heights(quads) -> np.ndarray:
+    """Each quad's text height, px: the mean length of its shorter pair of opposite edges, so a
+    plate's height whatever its aspect or rotation. quads (N, 4, 2) -> (N,); (4, 2) -> a scalar."""
+    array, single = _as_quads(quads)
+    edge = _edge_lengths(array)
+    return _single_or_batch(np.minimum(edge[:, 0] + edge[:, 2], edge[:, 1] + edge[:, 3]) / 2, single)
+
+
 def shrink_quads(quads, ratio: float = SHRINK_RATIO) -> np.ndarray:
     """Moves each edge inwards as in the EAST paper (EAST-tf2 ``shrink_poly``).
 

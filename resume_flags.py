@@ -24,7 +24,8 @@ from typing import Callable
 from checkpoints import CheckpointError
 
 CHECKED = ("init_learning_rate", "lr_decay_steps", "lr_decay_rate", "seed", "batch_size", "bn_momentum",
-           "max_image_large_side", "max_text_size", "min_text_size", "min_crop_side_ratio", "text_width_range")
+           "max_image_large_side", "max_text_size", "min_text_size", "min_crop_side_ratio", "text_width_range",
+           "text_height_range")
 STATE_KEY = "flags"
 
 

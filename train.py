@@ -58,6 +58,7 @@ class TrainConfig:
     are accepted too), log_steps (train_log.csv / TensorBoard / progress period), progress
     (show a tqdm bar), text_width_range (None: EAST-tf2's random_scale; (low, high): scale each
     text crop so one box is low..high * input_size wide, see augmentation.AugmentConfig),
+    text_height_range (the same, for the box's height: plates of every aspect at one character size),
     allow_flag_change (resume with changed resume_flags.CHECKED flags),
     worker_hosts/task_index (several machines: "h1:port,h2:port" and this machine's index in it,
     see distribute.py; "" = one machine, or the cluster in TF_CONFIG),
@@ -94,6 +95,7 @@ class TrainConfig:
     bn_momentum: float = 0.0
     progress: bool = True
     text_width_range: tuple[float, float] | None = None
+    text_height_range: tuple[float, float] | None = None
     allow_flag_change: bool = False
     worker_hosts: str = ""
     task_index: int = 0
@@ -114,8 +116,8 @@ class TrainConfig:
             raise ValueError(f"bn_momentum must be in [0, 1), got {self.bn_momentum}")
         if self.init_learning_rate <= 0:
             raise ValueError(f"init_learning_rate must be positive, got {self.init_learning_rate}")
-        from augmentation import check_text_width_range
-        check_text_width_range(self.text_width_range)
+        from augmentation import check_text_size_ranges
+        check_text_size_ranges(self.text_width_range, self.text_height_range)
         if self.worker_hosts:
             import distribute
             hosts = distribute.tf_config_from_hosts(self.worker_hosts, self.task_index)["cluster"]["worker"]
@@ -326,7 +328,8 @@ def augment_config(config: TrainConfig):
     return data_preprocessor.AugmentConfig(
         input_size=config.input_size, min_crop_side_ratio=config.min_crop_side_ratio,
         max_image_large_side=config.max_image_large_side, max_text_size=config.max_text_size,
-        min_text_size=config.min_text_size, text_width_range=config.text_width_range)
+        min_text_size=config.min_text_size, text_width_range=config.text_width_range,
+        text_height_range=config.text_height_range)
 
 
 def _check_resume(config: TrainConfig, report: Callable[[str], None]):
@@ -697,6 +700,10 @@ def _define_added_flags(flags, defaults: "TrainConfig") -> None:
     flags.DEFINE_string("text_width_range", "",
                         "e.g. 0.03,0.6: scale each text crop so one random box is 3..60% of --input_size wide "
                         "(log-uniform), whatever the photo's resolution; empty = EAST-tf2's random scale")
+    flags.DEFINE_string("text_height_range", "",
+                        "e.g. 0.04,0.3: as --text_width_range, but one random box is 4..30% of --input_size "
+                        "tall, so plates of every aspect (2:1 US, 4.7:1 EU) meet the same character sizes; "
+                        "give at most one of the two")
     flags.DEFINE_boolean("allow_flag_change", defaults.allow_flag_change,
                          "resume even though a flag that shapes training changed (learning-rate schedule, seed, "
                          "batch_size, bn_momentum, augmentation sizes; see README)")
@@ -705,22 +712,27 @@ def _define_added_flags(flags, defaults: "TrainConfig") -> None:
                          "without it such data stops the run before the first step")
 
 
+TEXT_SIZE_RANGE_FLAGS = ("text_width_range", "text_height_range")  # flags parsed by parse_text_size_range
+
+
 def config_from_flags(flag_values) -> TrainConfig:
     """The frozen TrainConfig for parsed absl flag values (ValueError naming a bad one)."""
     names = [field.name for field in dataclasses.fields(TrainConfig)
-             if field.name not in ("progress", "text_width_range")]
+             if field.name not in ("progress",) + TEXT_SIZE_RANGE_FLAGS]
     values = {name: getattr(flag_values, name) for name in names}
-    return TrainConfig(**values, text_width_range=parse_text_width_range(flag_values.text_width_range))
+    ranges = {name: parse_text_size_range(getattr(flag_values, name), name) for name in TEXT_SIZE_RANGE_FLAGS}
+    return TrainConfig(**values, **ranges)
 
 
-def parse_text_width_range(text: str) -> tuple[float, float] | None:
-    """``"0.03,0.6"`` -> (0.03, 0.6); ``""`` -> None (EAST-tf2's augmentation)."""
+def parse_text_size_range(text: str, name: str = "text_width_range") -> tuple[float, float] | None:
+    """``"0.03,0.6"`` -> (0.03, 0.6); ``""`` -> None (EAST-tf2's augmentation); ``name`` is the
+    flag, for the message."""
     if not text.strip():
         return None
     try:
         low, high = (float(value) for value in text.split(","))
     except ValueError:
-        raise ValueError(f"--text_width_range must be two comma-separated fractions such as 0.03,0.6, "
+        raise ValueError(f"--{name} must be two comma-separated fractions such as 0.03,0.6, "
                          f"got {text!r}") from None
     return low, high
 

@@ -143,7 +143,7 @@ def test_text_width_range_backgrounds_are_text_free_windows_at_text_crop_scales(
     config = augmentation.AugmentConfig(input_size=128, background_ratio=1.0, text_width_range=(0.1, 0.3))
     found = 0
     for seed in range(32):
-        plan = augmentation._plan_text_width_background(sample, sample.image_hw, np.random.default_rng(seed), config)
+        plan = augmentation._plan_text_size_background(sample, sample.image_hw, np.random.default_rng(seed), config)
         example = augmentation.make_example(sample, np.random.default_rng(seed), config)
         assert len(example["quads"]) == 0 and example["score_map"].max() == 0
         if plan is None:
@@ -157,6 +157,46 @@ def test_text_width_range_backgrounds_are_text_free_windows_at_text_crop_scales(
         assert ((scaled[:, :, 0].max(axis=1) < xmin) | (scaled[:, :, 0].min(axis=1) > xmax + 1)
                 | (scaled[:, :, 1].max(axis=1) < ymin) | (scaled[:, :, 1].min(axis=1) > ymax + 1)).all()
     assert found >= 24, found
+
+
+def _plates_of_two_aspects(folder: Path) -> list[Sample]:
+    """Two 640x480 noise images, each with one care plate 20 px tall: a 2:1 US plate (40 px wide)
+    and a 4.7:1 EU plate (94 px wide) rotated by 20 degrees."""
+    image = np.random.default_rng(1).integers(0, 255, (480, 640, 3), dtype=np.uint8)
+    cv2.imwrite(str(folder / "scene.png"), image)
+    us = np.array([[300, 200], [340, 200], [340, 220], [300, 220]], np.float64)
+    eu = np.array([[0, 0], [94, 0], [94, 20], [0, 20]], np.float64)
+    turn = np.deg2rad(20.0)
+    rotation = np.array([[np.cos(turn), -np.sin(turn)], [np.sin(turn), np.cos(turn)]])
+    eu = eu @ rotation.T + [250, 200]
+    return [Sample(str(folder / "scene.png"), None, quad[None].astype(np.float32), np.zeros(1, bool), ("P",),
+                   (480, 640)) for quad in (us, eu)]
+
+
+def test_text_height_range_teaches_plates_of_every_aspect_at_the_same_heights(tmp_path):
+    import geometry
+
+    low, high, size = 0.05, 0.3, 128
+    config = augmentation.AugmentConfig(input_size=size, background_ratio=0.0, text_height_range=(low, high),
+                                        min_text_size=1)
+    for sample in _plates_of_two_aspects(tmp_path):
+        heights, widths = [], []
+        for slot in range(60):
+            example = augmentation.make_example(sample, np.random.default_rng([3, slot]), config)
+            quad = example["quads"][0].astype(np.float64)
+            # The -10..+9 % y jitter changes a box's height by at most 10 %, whatever its turn.
+            heights.append(geometry.text_heights(quad) / size)
+            widths.append(np.ptp(quad[:, 0]) / size)
+        heights = np.array(heights)
+        assert heights.min() >= low * 0.89 and heights.max() <= high * 1.1, (heights.min(), heights.max())
+        assert np.percentile(heights, 10) < 0.08 and np.percentile(heights, 90) > 0.18
+        if np.ptp(sample.quads[0, :, 0]) > 60:  # the EU plate: 4.7x as wide as tall, cut to fit the input
+            assert max(widths) <= (size - 2) / size + 1e-6 and max(widths) > 0.9
+    with pytest.raises(ValueError, match="exclude each other"):
+        augmentation.AugmentConfig(text_width_range=(0.1, 0.3), text_height_range=(0.05, 0.2))
+    for bad in ((0.0, 0.5), (0.5, 0.1), (0.2, 1.5)):
+        with pytest.raises(ValueError, match="text_height_range"):
+            augmentation.AugmentConfig(text_height_range=bad)
 
 
 def test_covered_matches_eastf2_slices_and_empty_input():

@@ -89,6 +89,17 @@ def test_clip_quads_to_image():
     assert clip_quads(np.zeros((0, 4, 2)), (480, 640)).shape == (0, 4, 2)
 
 
+def test_text_heights_are_the_shorter_pair_of_edges_whatever_the_turn():
+    plate = np.array([[0, 0], [40, 0], [40, 10], [0, 10]], np.float64)
+    assert geometry.text_heights(plate) == 10.0
+    standing = plate[:, ::-1]  # the same box 10 px wide and 40 px tall, corners counter-clockwise
+    turn = np.deg2rad(30.0)
+    rotation = np.array([[np.cos(turn), -np.sin(turn)], [np.sin(turn), np.cos(turn)]])
+    trapezoid = np.array([[0, 0], [60, 0], [50, 12], [10, 8]], np.float64)  # edges 60, 15.6, 40, 12.8
+    np.testing.assert_allclose(geometry.text_heights(np.stack([plate @ rotation.T + 7, standing, trapezoid])),
+                               [10.0, 10.0, (np.hypot(10, 12) + np.hypot(10, 8)) / 2])
+
+
 def test_shrink_axis_aligned_rectangle_by_hand():
     # 100 x 20: every corner's shorter edge is 20, so each edge moves in by 0.3 * 20 = 6 px
     quad = np.array([[0, 0], [100, 0], [100, 20], [0, 20]], np.float32)

@@ -217,15 +217,21 @@ def test_config_validation():
         dataclasses.replace(train.TrainConfig(), input_size=100)
 
 
-def test_text_width_range_flag_reaches_the_augmentation():
-    assert train.parse_text_width_range("") is None
-    assert train.parse_text_width_range("0.03,0.6") == (0.03, 0.6)
+def test_text_size_range_flags_reach_the_augmentation():
+    assert train.parse_text_size_range("") is None
+    assert train.parse_text_size_range("0.03,0.6") == (0.03, 0.6)
     with pytest.raises(ValueError, match="--text_width_range"):
-        train.parse_text_width_range("0.03")
+        train.parse_text_size_range("0.03")
+    with pytest.raises(ValueError, match="--text_height_range"):
+        train.parse_text_size_range("0.1,0.2,0.3", "text_height_range")
     with pytest.raises(ValueError, match="text_width_range"):
         train.TrainConfig(text_width_range=(0.6, 0.03))
+    with pytest.raises(ValueError, match="exclude each other"):
+        train.TrainConfig(text_width_range=(0.03, 0.6), text_height_range=(0.02, 0.3))
     assert train.augment_config(train.TrainConfig()).text_width_range is None
     assert train.augment_config(train.TrainConfig(text_width_range=(0.03, 0.6))).text_width_range == (0.03, 0.6)
+    height = train.augment_config(train.TrainConfig(text_height_range=(0.04, 0.3)))
+    assert height.text_height_range == (0.04, 0.3) and height.text_width_range is None
 
 
 def test_unwritable_checkpoint_path_and_foreign_train_log_are_one_line(tiny_data, tmp_path):
