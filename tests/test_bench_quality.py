@@ -76,3 +76,40 @@ def test_plate_sizes_in_the_network_input(tmp_path):
     assert sizes[256]["height_p10"] == pytest.approx(10.24 + 0.1 * (12.8 - 10.24))
     assert sizes[1024]["width"] == pytest.approx((100 + 204.8) / 2)
     assert sizes[1024]["width_p10"] == pytest.approx(100 + 0.1 * 104.8)
+
+
+def test_detections_on_listed_unannotated_plates_are_dont_care(tmp_path):
+    """One photo, one annotated plate (100,100)-(200,140) and a detection on it plus one on another car's
+    plate at (400,300)-(440,316): not all correct on the ground truth as given; all correct when that plate
+    is listed (the list pads it by DONT_CARE_PAD, so a detection 2 px off still lies 100 % inside); a
+    detection elsewhere still counts against the image."""
+    import cv2
+    import icdar
+
+    test, results = tmp_path / "test", tmp_path / "results"
+    test.mkdir()
+    results.mkdir()
+    cv2.imwrite(str(test / "car.jpg"), np.zeros((480, 640, 3), np.uint8))
+    (test / "car.txt").write_text("100 100 200 100 200 140 100 140 AB123\n")
+    listed = tmp_path / "unannotated.tsv"
+    listed.write_text("# comment\ncar\t400\t300\t440\t316\n")
+    extra = bench_quality.unannotated_plates(listed)
+    np.testing.assert_allclose(extra["car"], [_box(392, 296.8, 448, 319.2)])  # padded by 0.2 * 40, 0.2 * 16
+    icdar.write_icdar_file(results / "car.txt", np.array([_box(100, 100, 200, 140), _box(402, 301, 442, 317)]))
+    assert bench_quality.all_correct_with_dont_care(test, results, {}) == 0
+    assert bench_quality.all_correct_with_dont_care(test, results, extra) == 1
+    icdar.write_icdar_file(results / "car.txt", np.array([_box(100, 100, 200, 140), _box(10, 10, 50, 26)]))
+    assert bench_quality.all_correct_with_dont_care(test, results, extra) == 0
+    with pytest.raises(ValueError, match="not in"):
+        bench_quality.all_correct_with_dont_care(test, results, {"bus": extra["car"]})
+    listed.write_text("car\t400\t300\t440\n")
+    with pytest.raises(ValueError, match="unannotated.tsv:1"):
+        bench_quality.unannotated_plates(listed)
+
+
+def test_the_plates_ro_list_names_test_frames_only():
+    extra = bench_quality.unannotated_plates(bench_quality.UNANNOTATED_PLATES["plates_ro"])
+    assert sum(len(quads) for quads in extra.values()) == 56
+    test = bench_quality.SHARED_DATA / "plates_ro" / "test"
+    if test.is_dir():
+        assert set(extra) <= {path.stem for path in test.glob("*.jpg")}
