@@ -1,0 +1,83 @@
+"""What plate sizes the training crops show: the scale keyed on plate width against plate height, in one run.
+
+    python bench/bench_text_scale.py [--data DIR ...] [--crops 400] [--seed 0]
+
+For each folder (default: the 178 plates_dev training photos that ``bench_quality.py`` splits off,
+and ``plates_ro/train``), draws text crops with the demo's plate recipe (demo.DemoConfig: input 128,
+``min_text_size``) twice: with ``text_width_range`` 0.08,0.6 (the reference, the recipe before) and
+with the recipe's ``text_height_range``. For every care box in a crop it prints the 5/50/95 %
+heights and widths in network px and the share the loss drops (height under ``min_text_size``).
+Plates of another aspect than 2:1 meet other character sizes under the width key: that is what
+this measures, next to what ``eval.py`` sees of the same photos (``bench_quality.py``).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+import demo  # noqa: E402  (the plate recipe's settings)
+import geometry  # noqa: E402
+from augmentation import AugmentConfig, make_example  # noqa: E402
+from data_preprocessor import load_dataset  # noqa: E402
+
+DEFAULT_DATA = (REPO_ROOT / "data" / "bench_quality" / "plates_dev" / "train",
+                REPO_ROOT.parent / "shared" / "data" / "plates_ro" / "train")
+WIDTH_REFERENCE = (0.08, 0.6)  # the recipe's text_width_range before the height key
+
+
+def care_box_sizes(samples, config: AugmentConfig, crops: int, seed: int) -> np.ndarray:
+    """(K, 2) height, width in network px of every care box in ``crops`` text crops."""
+    config_text_only = dataclasses.replace(config, background_ratio=0.0)
+    rng = np.random.default_rng(seed)
+    sizes = []
+    for _ in range(crops):
+        example = make_example(samples[int(rng.integers(len(samples)))], rng, config_text_only)
+        care = example["quads"][~example["dont_care"]].astype(np.float64)
+        if len(care):
+            sizes.append(np.stack([geometry.text_heights(care), np.ptp(care[:, :, 0], axis=1)], axis=1))
+    return np.concatenate(sizes) if sizes else np.zeros((0, 2))
+
+
+def describe(name: str, sizes: np.ndarray, min_text_size: int) -> str:
+    heights, widths = sizes[:, 0], sizes[:, 1]
+    return (f"  {name:<24} boxes {len(sizes):4d}  height px 5/50/95 % "
+            f"{'/'.join(f'{v:.0f}' for v in np.percentile(heights, [5, 50, 95]))}  width px "
+            f"{'/'.join(f'{v:.0f}' for v in np.percentile(widths, [5, 50, 95]))}  "
+            f"dropped by min_text_size {np.mean(heights < min_text_size):.1%}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, action="append", help="a training folder (repeatable)")
+    parser.add_argument("--crops", type=int, default=400, help="text crops drawn per folder and recipe")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    recipe = demo.DemoConfig()
+    height_range = tuple(float(value) for value in recipe.text_height_range.split(","))
+    common = {"input_size": recipe.input_size, "min_text_size": recipe.min_text_size}
+    recipes = {f"width {WIDTH_REFERENCE[0]},{WIDTH_REFERENCE[1]} (ref)": AugmentConfig(**common, text_width_range=WIDTH_REFERENCE),
+               f"height {recipe.text_height_range} (ours)": AugmentConfig(**common, text_height_range=height_range)}
+    for data in args.data or DEFAULT_DATA:
+        if not data.is_dir():
+            print(f"{data}: not found, skipped (bench_quality.py makes the plates_dev split)")
+            continue
+        samples = [sample for sample in load_dataset(data).samples if (~sample.dont_care).any()]
+        print(f"{data}:")
+        medians = []
+        for name, config in recipes.items():
+            sizes = care_box_sizes(samples, config, args.crops, args.seed)
+            medians.append(np.median(sizes[:, 0]))
+            print(describe(name, sizes, recipe.min_text_size))
+        print(f"  median height ours/ref {medians[1] / medians[0]:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
