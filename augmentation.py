@@ -229,7 +229,7 @@ def _text_size_scale(sample: Sample, rng: np.random.Generator, config: AugmentCo
 
 
 def _plan_text_size_background(sample: Sample, image_hw, rng: np.random.Generator,
-                                config: AugmentConfig) -> _CropPlan | None:
+                               config: AugmentConfig) -> _CropPlan | None:
     """A text-free input_size window of the image at the scale a text crop of it would draw, so the
     network meets non-text (lamps, grilles, signs) at the zoom it meets text; None when
     BACKGROUND_TRIES random windows all touch a box."""

@@ -74,11 +74,10 @@ class DemoConfig:
     lr_decay_steps: int = 500
     lr_decay_rate: float = 0.5
     save_checkpoint_steps: int = 250
-    # Every crop is scaled so one plate is 4-30 % of the 128 px input (5-38 px) tall, whatever the
+    # Every crop is scaled so one plate is 8-60 % of the 128 px input (10-77 px) wide, whatever the
     # photo's size: the model meets plates at every scale a real photo shows them at, and plates
-    # down to 5 px tall stay in the loss. Keyed on height, not width, so that a 4.7:1 EU plate meets
-    # the character sizes a 2:1 US plate does (for 2:1 plates it is the earlier 8-60 % of the width).
-    text_height_range: str = "0.04,0.3"
+    # down to 5 px tall stay in the loss.
+    text_width_range: str = "0.08,0.6"
     min_text_size: int = 5
     # EAST-tf2's default.
     min_crop_side_ratio: float = 0.1
@@ -106,7 +105,7 @@ class DemoConfig:
 
     def train_settings(self) -> dict:
         names = ("backbone", "input_size", "batch_size", "max_steps", "init_learning_rate", "lr_decay_steps",
-                 "lr_decay_rate", "save_checkpoint_steps", "text_height_range", "min_text_size",
+                 "lr_decay_rate", "save_checkpoint_steps", "text_width_range", "min_text_size",
                  "min_crop_side_ratio", "bn_momentum")
         return {name: getattr(self, name) for name in names}
 
@@ -234,7 +233,7 @@ def train(config: DemoConfig, paths: DemoPaths) -> float:
          f"--lr_decay_steps={config.lr_decay_steps}", f"--lr_decay_rate={config.lr_decay_rate}",
          f"--save_checkpoint_steps={config.save_checkpoint_steps}", f"--nb_workers={config.nb_workers}",
          f"--min_crop_side_ratio={config.min_crop_side_ratio}", f"--bn_momentum={config.bn_momentum}",
-         f"--text_height_range={config.text_height_range}", f"--min_text_size={config.min_text_size}",
+         f"--text_width_range={config.text_width_range}", f"--min_text_size={config.min_text_size}",
          f"--seed={config.seed}"],
         f"3/4 train EAST ({config.backbone} backbone from scratch; rerunning resumes from the last checkpoint)")
 
@@ -304,8 +303,8 @@ class FinetuneConfig:
     lr_decay_steps: int = 300
     lr_decay_rate: float = 0.5
     save_checkpoint_steps: int = 100
-    # The demo's scale augmentation: plates 4-30 % of the input tall, whatever the photo's size.
-    text_height_range: str = DemoConfig.text_height_range
+    # The demo's scale augmentation: plates 8-60 % of the input wide, whatever the photo's size.
+    text_width_range: str = DemoConfig.text_width_range
     min_text_size: int = DemoConfig.min_text_size
     min_crop_side_ratio: float = 0.1
     nb_workers: int = 1
@@ -452,7 +451,7 @@ def finetune_train(config: FinetuneConfig, train_dir: Path, base_model: Path, pa
          f"--lr_decay_steps={config.lr_decay_steps}", f"--lr_decay_rate={config.lr_decay_rate}",
          f"--save_checkpoint_steps={config.save_checkpoint_steps}", f"--nb_workers={config.nb_workers}",
          f"--min_crop_side_ratio={config.min_crop_side_ratio}", f"--bn_momentum={config.bn_momentum}",
-         f"--text_height_range={config.text_height_range}", f"--min_text_size={config.min_text_size}",
+         f"--text_width_range={config.text_width_range}", f"--min_text_size={config.min_text_size}",
          f"--seed={config.seed}"],
         f"fine-tune the demo model on your photos ({config.max_steps} steps; rerunning resumes)")
 

@@ -4,7 +4,7 @@
 
 For each folder (default: the 178 plates_dev training photos that ``bench_quality.py`` splits off,
 and ``plates_ro/train``), draws crops with the demo's plate recipe (demo.DemoConfig: input 128,
-``text_height_range``, ``min_text_size``) and, for every care box the loss keeps (shortest edge >=
+``text_width_range``, ``min_text_size``) and, for every care box the loss keeps (shortest edge >=
 min_text_size), counts its positive score-map pixels twice: with EAST's fixed 0.3 shrink (the
 reference) and as training builds them (``geometry.make_rbox_targets``, ours). A box with no positive map pixel is invisible to the
 loss: its inside is masked as the ring. Prints, per folder, the boxes and how many are invisible
@@ -41,8 +41,8 @@ def paper_positive_pixels(quad: np.ndarray, input_size: int) -> int:
 def count_invisible(data: Path, crops: int, seed: int) -> tuple[int, int, int]:
     """(care boxes kept by the loss, invisible with the paper's shrink, invisible with ours) over crops."""
     recipe = demo.DemoConfig()
-    low, high = (float(value) for value in recipe.text_height_range.split(","))
-    config = AugmentConfig(input_size=recipe.input_size, text_height_range=(low, high),
+    low, high = (float(value) for value in recipe.text_width_range.split(","))
+    config = AugmentConfig(input_size=recipe.input_size, text_width_range=(low, high),
                            min_text_size=recipe.min_text_size)
     samples = [sample for sample in load_dataset(data).samples if len(sample.quads)]
     rng = np.random.default_rng(seed)
