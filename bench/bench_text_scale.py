@@ -3,12 +3,12 @@
     python bench/bench_text_scale.py [--data DIR ...] [--crops 400] [--seed 0]
 
 For each folder (default: the 178 plates_dev training photos that ``bench_quality.py`` splits off,
-and ``plates_ro/train``), draws text crops twice: with the demo's plate recipe (demo.DemoConfig:
-input 128, ``text_width_range``, ``min_text_size``; the reference) and with ``text_height_range``
-at the recipe's range divided by ASPECT, which teaches 2:1 plates the same sizes (the height key).
-For every care box in a crop it prints the 5/50/95 % heights and widths in network px and the share
-the loss drops (height under ``min_text_size``). Under the width key, plates of another aspect than
-2:1 meet other character sizes: that is what this measures.
+and ``plates_ro/train``), draws text crops twice at input 128 and ``min_text_size``: with
+``make demo``'s width key (demo.DemoConfig ``text_width_range``, the reference) and with the fine-tune
+command's height key (demo.FinetuneConfig ``text_height_range``, which teaches 2:1 plates the same
+sizes). For every care box in a crop it prints the 5/50/95 % heights and widths in network px and the
+share the loss drops (height under ``min_text_size``). Under the width key, plates of another aspect
+than 2:1 meet other character sizes: that is what this measures.
 """
 from __future__ import annotations
 
@@ -29,7 +29,6 @@ from data_preprocessor import load_dataset  # noqa: E402
 
 DEFAULT_DATA = (REPO_ROOT / "data" / "bench_quality" / "plates_dev" / "train",
                 REPO_ROOT.parent / "shared" / "data" / "plates_ro" / "train")
-ASPECT = 2.0  # a US plate's width / height: HEIGHT_RANGE teaches 2:1 plates as the recipe does
 
 
 def care_box_sizes(samples, config: AugmentConfig, crops: int, seed: int) -> np.ndarray:
@@ -59,12 +58,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--crops", type=int, default=400, help="text crops drawn per folder and recipe")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    recipe = demo.DemoConfig()
+    recipe, finetune = demo.DemoConfig(), demo.FinetuneConfig()
     width_range = tuple(float(value) for value in recipe.text_width_range.split(","))
-    height_range = tuple(value / ASPECT for value in width_range)
+    height_range = tuple(float(value) for value in finetune.text_height_range.split(","))
     common = {"input_size": recipe.input_size, "min_text_size": recipe.min_text_size}
-    recipes = {f"width {width_range[0]:g},{width_range[1]:g} (recipe)": AugmentConfig(**common, text_width_range=width_range),
-               f"height {height_range[0]:g},{height_range[1]:g} (height key)": AugmentConfig(**common, text_height_range=height_range)}
+    recipes = {f"width {recipe.text_width_range} (make demo)": AugmentConfig(**common, text_width_range=width_range),
+               f"height {finetune.text_height_range} (fine-tune)": AugmentConfig(**common,
+                                                                               text_height_range=height_range)}
     for data in args.data or DEFAULT_DATA:
         if not data.is_dir():
             print(f"{data}: not found, skipped (bench_quality.py makes the plates_dev split)")
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             sizes = care_box_sizes(samples, config, args.crops, args.seed)
             medians.append(np.median(sizes[:, 0]))
             print(describe(name, sizes, recipe.min_text_size))
-        print(f"  median height, height key / recipe: {medians[1] / medians[0]:.2f}")
+        print(f"  median height, height key / width key: {medians[1] / medians[0]:.2f}")
     return 0
 
 
