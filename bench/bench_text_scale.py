@@ -3,10 +3,9 @@
     python bench/bench_text_scale.py [--data DIR ...] [--crops 400] [--seed 0]
 
 For each folder (default: the 178 plates_dev training photos that ``bench_quality.py`` splits off,
-and ``plates_ro/train``), draws text crops twice at input 128 and ``min_text_size``: with
-``make demo``'s width key (demo.DemoConfig ``text_width_range``, the reference) and with the fine-tune
-command's height key (demo.FinetuneConfig ``text_height_range``, which teaches 2:1 plates the same
-sizes). For every care box in a crop it prints the 5/50/95 % heights and widths in network px and the
+and ``plates_ro/train``), draws text crops twice, each recipe at its own input size and
+``min_text_size``: with ``make demo``'s width key (demo.DemoConfig ``text_width_range``, the
+reference) and with the fine-tune command's height key (demo.FinetuneConfig ``text_height_range``). For every care box in a crop it prints the 5/50/95 % heights and widths in network px and the
 share the loss drops (height under ``min_text_size``). Under the width key, plates of another aspect
 than 2:1 meet other character sizes: that is what this measures.
 """
@@ -46,7 +45,7 @@ def care_box_sizes(samples, config: AugmentConfig, crops: int, seed: int) -> np.
 
 def describe(name: str, sizes: np.ndarray, min_text_size: int) -> str:
     heights, widths = sizes[:, 0], sizes[:, 1]
-    return (f"  {name:<28} boxes {len(sizes):4d}  height px 5/50/95 % "
+    return (f"  {name:<40} boxes {len(sizes):4d}  height px 5/50/95 % "
             f"{'/'.join(f'{v:.0f}' for v in np.percentile(heights, [5, 50, 95]))}  width px "
             f"{'/'.join(f'{v:.0f}' for v in np.percentile(widths, [5, 50, 95]))}  "
             f"dropped by min_text_size {np.mean(heights < min_text_size):.1%}")
@@ -61,10 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     recipe, finetune = demo.DemoConfig(), demo.FinetuneConfig()
     width_range = tuple(float(value) for value in recipe.text_width_range.split(","))
     height_range = tuple(float(value) for value in finetune.text_height_range.split(","))
-    common = {"input_size": recipe.input_size, "min_text_size": recipe.min_text_size}
-    recipes = {f"width {recipe.text_width_range} (make demo)": AugmentConfig(**common, text_width_range=width_range),
-               f"height {finetune.text_height_range} (fine-tune)": AugmentConfig(**common,
-                                                                               text_height_range=height_range)}
+    recipes = {f"width {recipe.text_width_range} at {recipe.input_size} (make demo)": AugmentConfig(
+                   input_size=recipe.input_size, min_text_size=recipe.min_text_size, text_width_range=width_range),
+               f"height {finetune.text_height_range} at {finetune.input_size} (fine-tune)": AugmentConfig(
+                   input_size=finetune.input_size, min_text_size=finetune.min_text_size,
+                   text_height_range=height_range)}
     for data in args.data or DEFAULT_DATA:
         if not data.is_dir():
             print(f"{data}: not found, skipped (bench_quality.py makes the plates_dev split)")
