@@ -27,8 +27,9 @@ BACKGROUND_TRIES = 20
 # A batch slot draws at most this many images before giving up (unreadable images, failed crops).
 MAX_DRAWS_PER_SLOT = 100
 # Text crops drawn to find the scale at which training shows whole images (implied_max_side_len).
-# The median of 256 draws moved by one or two 32 px steps with the seed on plates_dev and plates_ro
-# (320-384, 544-640); 2048 keep it within one step (about 1 s at the start of a run).
+# Over 10 draw seeds of the fine-tune command's crops, the median of 256 spanned 352-448 on plates_dev
+# and 576-704 on plates_ro, that of 2048 one 32 px step (bench/bench_recorded_scale.py); about 1 s
+# at the start of a run.
 SCALE_DRAWS = 2048
 
 

@@ -5,7 +5,8 @@
 For each folder (default: the 178 plates_dev training photos that ``bench_quality.py`` splits off,
 and ``plates_ro/train``), draws text crops twice, each recipe at its own input size and
 ``min_text_size``: with ``make demo``'s width key (demo.DemoConfig ``text_width_range``, the
-reference) and with the fine-tune command's height key (demo.FinetuneConfig ``text_height_range``). For every care box in a crop it prints the 5/50/95 % heights and widths in network px and the
+reference) and with the fine-tune command's height key (demo.FinetuneConfig ``text_height_range``).
+For every care box in a crop it prints the 5/50/95 % heights and widths in network px and the
 share the loss drops (height under ``min_text_size``). Under the width key, plates of another aspect
 than 2:1 meet other character sizes: that is what this measures.
 """
