@@ -26,6 +26,7 @@ sys.path.insert(0, str(REPO_ROOT))
 import augmentation  # noqa: E402
 import demo  # noqa: E402  (the fine-tune command's settings)
 import train  # noqa: E402
+from bench_text_scale import crop_config  # noqa: E402  (the fine-tune's augmentation, built as train.py does)
 from data_preprocessor import load_dataset  # noqa: E402
 
 REFERENCE_DRAWS = 256
@@ -46,10 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=10, help="draw seeds per count")
     args = parser.parse_args(argv)
     finetune = demo.FinetuneConfig()
-    config = train.augment_config(train.TrainConfig(
-        input_size=finetune.input_size, min_text_size=finetune.min_text_size,
-        min_crop_side_ratio=finetune.min_crop_side_ratio,
-        text_height_range=train.parse_text_size_range(finetune.text_height_range, "text_height_range")))
+    config = crop_config(finetune, text_height_range=train.parse_text_size_range(finetune.text_height_range,
+                                                                                "text_height_range"))
     for data in args.data or DEFAULT_DATA:
         if not data.is_dir():
             print(f"{data}: not found, skipped (bench_quality.py makes the plates_dev split)")

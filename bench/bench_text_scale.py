@@ -24,11 +24,19 @@ sys.path.insert(0, str(REPO_ROOT))
 
 import demo  # noqa: E402  (the plate recipe's settings)
 import geometry  # noqa: E402
+import train  # noqa: E402
 from augmentation import AugmentConfig, make_example  # noqa: E402
 from data_preprocessor import load_dataset  # noqa: E402
 
 DEFAULT_DATA = (REPO_ROOT / "data" / "bench_quality" / "plates_dev" / "train",
                 REPO_ROOT.parent / "shared" / "data" / "plates_ro" / "train")
+
+
+def crop_config(settings, **text_size_range) -> AugmentConfig:
+    """The augmentation train.py builds from a demo config's input size, min_text_size and crop ratio."""
+    return train.augment_config(train.TrainConfig(
+        input_size=settings.input_size, min_text_size=settings.min_text_size,
+        min_crop_side_ratio=settings.min_crop_side_ratio, **text_size_range))
 
 
 def care_box_sizes(samples, config: AugmentConfig, crops: int, seed: int) -> np.ndarray:
@@ -59,13 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     recipe, finetune = demo.DemoConfig(), demo.FinetuneConfig()
-    width_range = tuple(float(value) for value in recipe.text_width_range.split(","))
-    height_range = tuple(float(value) for value in finetune.text_height_range.split(","))
-    recipes = {f"width {recipe.text_width_range} at {recipe.input_size} (make demo)": AugmentConfig(
-                   input_size=recipe.input_size, min_text_size=recipe.min_text_size, text_width_range=width_range),
-               f"height {finetune.text_height_range} at {finetune.input_size} (fine-tune)": AugmentConfig(
-                   input_size=finetune.input_size, min_text_size=finetune.min_text_size,
-                   text_height_range=height_range)}
+    recipes = {f"width {recipe.text_width_range} at {recipe.input_size} (make demo)": crop_config(
+                   recipe, text_width_range=train.parse_text_size_range(recipe.text_width_range)),
+               f"height {finetune.text_height_range} at {finetune.input_size} (fine-tune)": crop_config(
+                   finetune, text_height_range=train.parse_text_size_range(finetune.text_height_range,
+                                                                            "text_height_range"))}
     for data in args.data or DEFAULT_DATA:
         if not data.is_dir():
             print(f"{data}: not found, skipped (bench_quality.py makes the plates_dev split)")
