@@ -6,6 +6,8 @@ decode (score > score_map_thresh, restore RBOX) → locality-aware NMS → mean-
 (``detect_boxes``) → rescale to the original image, round, drop tiny boxes
 (``to_output_quads``). With several test scales, each scale's boxes are mapped to original
 pixels and the union is merged by standard NMS before the output step.
+With one scale and ``zoom_when_empty`` > 1, an image that gives no box is run once more at
+that many times the side, and that run's boxes are kept.
 
 ``DetectOptions`` holds every detection default and validates it once; the CLIs take their
 flag defaults from ``DetectOptions()``. No TensorFlow here: ``predict`` is any batch
@@ -31,6 +33,10 @@ log = logging.getLogger(__name__)
 # EAST-tf2 drops boxes whose first or last edge is under 5 px "to avoid submitting errors".
 MIN_BOX_SIDE = 5
 THRESHOLD_NAMES = ("score_map_thresh", "box_thresh", "nms_thres")
+# eval.py's and serve.py's zoom_when_empty at the scale a checkpoint records: a photo with no box there is
+# looked at again at twice the side, where text too small for the network (under the smallest heights its
+# training showed) comes into range. bench/bench_quality.py measures it (the "defaults" rows).
+ZOOM_WHEN_EMPTY = 2.0
 
 # uint8 (B, H, W, 3) RGB pixels -> (score_map (B, h, w, 1), geo_map (B, h, w, 5)), numpy float32
 Predictor = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -46,6 +52,9 @@ class DetectOptions:
         nms_thres: IoU threshold of the locality-aware NMS (and of the multi-scale merge).
         max_side_len: cap on the longer side fed to the network, px.
         test_scales: max_side_len values to run and merge; empty = (max_side_len,).
+        zoom_when_empty: with one scale, an image with no output box is run again with its longer side
+            capped at zoom_when_empty * max_side_len (never above its own size) and that run's boxes are
+            kept; 1 = one run (EAST-tf2). Ignored with several test_scales.
 
     The three thresholds are probabilities or an IoU: any number in the closed range [0, 1] is
     accepted (0 keeps everything, 1 keeps nothing), NaN is refused. Sides are integers >= 32.
@@ -56,6 +65,7 @@ class DetectOptions:
     nms_thres: float = 0.2
     max_side_len: int = 2400
     test_scales: tuple[int, ...] = ()
+    zoom_when_empty: float = 1.0
 
     def __post_init__(self):
         for name in THRESHOLD_NAMES:
@@ -67,6 +77,9 @@ class DetectOptions:
         for name, side in [("max_side_len", self.max_side_len)] + [("test_scales", v) for v in self.test_scales]:
             if isinstance(side, bool) or not isinstance(side, int) or side < SIZE_MULTIPLE:
                 raise ValueError(f"{name} must be an integer >= {SIZE_MULTIPLE}, got {side!r}")
+        zoom = self.zoom_when_empty
+        if isinstance(zoom, bool) or not isinstance(zoom, (int, float)) or not 1.0 <= zoom < math.inf:
+            raise ValueError(f"zoom_when_empty must be a finite number >= 1 (1: one run), got {zoom!r}")
 
     @property
     def scales(self) -> tuple[int, ...]:
@@ -81,6 +94,15 @@ def settle_max_side_len(given: int | None, model_info: dict) -> int:
     if given is not None:
         return int(given)
     return int(model_info.get("max_side_len") or DetectOptions.max_side_len)
+
+
+def settle_zoom_when_empty(given: float | None, max_side_len_given: bool, test_scales: str | Sequence[int]) -> float:
+    """The zoom_when_empty to run with: ``given``, else ZOOM_WHEN_EMPTY where the side is the one the
+    checkpoint records (neither max_side_len nor test_scales given), else 1.0 (one run per image, as an
+    explicit --max_side_len has always meant)."""
+    if given is not None:
+        return float(given)
+    return 1.0 if max_side_len_given or test_scales else ZOOM_WHEN_EMPTY
 
 
 def parse_test_scales(text: str) -> tuple[int, ...]:
@@ -284,7 +306,7 @@ class Detection:
     Attributes:
         quads: int32 (N, 4, 2) original-image px, clockwise from the top-left point.
         scores: float32 (N,) mean score-map value inside each box.
-        input_hw: network input (h, w) of the first scale.
+        input_hw: network input (h, w) of the first scale (of the zoomed run, where its boxes are kept).
         seconds: "resize", "network", "decode", "nms" (summed over scales).
     """
 
@@ -337,6 +359,20 @@ class Detector:
                                 prepared[index][0].shape[:2]))
         return results
 
+    def _zoom_where_empty(self, images_rgb: Sequence[np.ndarray], results: list, seconds: list[dict]) -> None:
+        """Runs the images whose results give no output box again at zoom_when_empty * max_side_len
+        (those whose input would grow) and puts the new run in ``results`` where it finds a box."""
+        side = max(SIZE_MULTIPLE, int(self.options.max_side_len * self.options.zoom_when_empty))
+        empty = [index for index, (boxes, ratios, run_hw) in enumerate(results)
+                 if not len(to_output_quads(boxes, *ratios, image_hw=images_rgb[index].shape[:2])[0])
+                 and input_hw(images_rgb[index].shape[:2], side) != tuple(run_hw)]
+        if not empty:
+            return
+        zoomed = self._run_scale([images_rgb[index] for index in empty], side, [seconds[index] for index in empty])
+        for index, result in zip(empty, zoomed):
+            if len(result[0]):
+                results[index] = result
+
     def detect_batch(self, images_rgb: Sequence[np.ndarray]) -> list[Detection]:
         """Detections for several images; at each scale, consecutive images of one input size share a call.
 
@@ -348,6 +384,8 @@ class Detector:
         """
         seconds: list[dict] = [{} for _ in images_rgb]
         per_scale = [self._run_scale(images_rgb, side, seconds) for side in self.options.scales]
+        if len(per_scale) == 1 and self.options.zoom_when_empty > 1.0:
+            self._zoom_where_empty(images_rgb, per_scale[0], seconds)
         detections = []
         for index in range(len(images_rgb)):
             runs = [scale_results[index] for scale_results in per_scale]

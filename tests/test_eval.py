@@ -4,6 +4,7 @@ The fast tests feed eval a stand-in network that returns the perfect score and
 geometry maps of a known layout, so every number can be worked out by hand. The
 slow test trains a tiny model for two steps on two images and runs the CLI.
 """
+import dataclasses
 import json
 import os
 import subprocess
@@ -214,6 +215,8 @@ def test_eval_cli_with_a_tiny_trained_model(tiny_checkpoint, tmp_path, output_fo
     recorded = summary["model"]["max_side_len"]
     assert isinstance(recorded, int) and recorded % 32 == 0
     assert summary["config"]["max_side_len"] == (96 if side_flag else recorded)
+    # At the recorded scale an image without a box is looked at again at twice the side; a given side runs once.
+    assert summary["config"]["zoom_when_empty"] == (1.0 if side_flag else postprocess.ZOOM_WHEN_EMPTY)
 
 
 def test_detector_matches_postprocess_detect_boxes_and_times_each_stage():
@@ -241,7 +244,12 @@ def test_eval_flag_defaults_come_from_detect_options():
     assert config.for_model({"max_side_len": 352}).max_side_len == 352
     assert config.for_model({"max_side_len": None}).max_side_len == config.for_model({}).max_side_len == 2400
     given = east_eval.EvalConfig("a", "b", "c", max_side_len=640)
-    assert given.for_model({"max_side_len": 352}) is given
+    assert given.for_model({"max_side_len": 352}) == dataclasses.replace(given, zoom_when_empty=1.0)
+    # zoom_when_empty: 2 at the recorded scale, 1 (one run) with a given side or test scales, else as given.
+    assert config.for_model({"max_side_len": 352}).detect_options.zoom_when_empty == postprocess.ZOOM_WHEN_EMPTY == 2.0
+    assert east_eval.EvalConfig("a", "b", "c", test_scales="256,512").for_model({}).zoom_when_empty == 1.0
+    assert east_eval.EvalConfig("a", "b", "c", max_side_len=640, zoom_when_empty=1.5).for_model(
+        {"max_side_len": 352}).detect_options.zoom_when_empty == 1.5
     assert east_eval.EvalConfig("a", "b", "c", test_scales="256, 512").detect_options.scales == (256, 512)
     with pytest.raises(ValueError, match="test_scales"):
         east_eval.EvalConfig("a", "b", "c", test_scales="256,big")
@@ -271,9 +279,38 @@ def test_two_scales_give_the_union_merged_without_duplicates(tmp_path):
     assert postprocess.merge_scales([], 0.2).shape == (0, 9)
 
 
+def test_an_image_without_a_box_is_run_again_at_zoom_when_empty_times_the_side():
+    """A plate the network finds only at 256 px: one run at 128 misses it, zoom 2 finds it at 256; an image
+    with a box at 128 is not run again, nor one whose input cannot grow (already at its own size)."""
+    plate = np.array([[[40, 160], [200, 160], [200, 224], [40, 224]]], np.float32)  # original px
+    sides = []
+
+    def predict(images):
+        side = images.shape[1]
+        sides.append((len(images), side))
+        maps = [geometry.make_rbox_targets(quads * side / 256, np.zeros(len(quads), bool), (side, side))
+                for quads in (plate[:0] if side < 256 and image[0, 0, 0] == 0 else plate for image in images)]
+        return np.stack([score for score, _, _ in maps]), np.stack([geo for _, geo, _ in maps])
+
+    small, found_at_128 = np.zeros((256, 256, 3), np.uint8), np.full((256, 256, 3), 9, np.uint8)
+    once = postprocess.Detector(predict, postprocess.DetectOptions(max_side_len=128))(small)
+    assert len(once.quads) == 0 and sides == [(1, 128)]
+    sides.clear()
+    zoomed = postprocess.Detector(predict, postprocess.DetectOptions(max_side_len=128, zoom_when_empty=2.0))
+    detections = zoomed.detect_batch([small, found_at_128])
+    assert sides == [(2, 128), (1, 256)]  # only the first image is run again
+    np.testing.assert_allclose(detections[0].quads, plate, atol=4)
+    assert detections[0].input_hw == (256, 256) and detections[1].input_hw == (128, 128)
+    np.testing.assert_allclose(detections[1].quads, plate, atol=4)
+    sides.clear()
+    at_own_size = postprocess.Detector(predict, postprocess.DetectOptions(max_side_len=256, zoom_when_empty=2.0))
+    assert len(at_own_size(found_at_128 * 0).quads) == 1 and sides == [(1, 256)]
+
+
 def test_detect_options_validate_once():
     for bad in (dict(score_map_thresh=1.5), dict(box_thresh=-0.1), dict(nms_thres=float("nan")),
-                dict(max_side_len=16), dict(max_side_len=100.0), dict(test_scales=(64, 8))):
+                dict(max_side_len=16), dict(max_side_len=100.0), dict(test_scales=(64, 8)),
+                dict(zoom_when_empty=0.5), dict(zoom_when_empty=float("inf")), dict(zoom_when_empty=True)):
         with pytest.raises(ValueError, match=next(iter(bad))):
             postprocess.DetectOptions(**bad)
     assert postprocess.DetectOptions(score_map_thresh=0.0, box_thresh=1.0).box_thresh == 1.0  # closed [0, 1]
