@@ -31,7 +31,8 @@ Each model is scored by ``eval.py --gt_path`` (ICDAR 2015 Task 4.1, summary.json
 fine-tune command's. The peer's quads are written as result files and scored by ``icdar.py
 evaluate``, the same scorer; its image size is set the same way (longest side = N; "defaults" is
 RapidOCR's own: shortest side 736). ``ours / peer`` is the ratio of images all correct at the same
-setting. Evaluations are cached by model and setting, so a rerun only prints.
+setting. Evaluations are cached by model, setting and the inference code (INFERENCE_SOURCES), so a
+rerun only prints.
 
 Per image, the failure breakdown classifies why an image is not all correct, from the IoU of the best
 detection with each plate: ``missed`` (a plate with best IoU < 0.1), ``partial`` (best IoU in
@@ -123,6 +124,20 @@ def model_key(model_dir: Path) -> str:
 
 def settings_key(content: object) -> str:
     return hashlib.sha1(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+# The code an evaluation runs: a change to any of them (a new eval default, a decoder fix) makes the cached
+# evaluations stale, so it is part of their cache key.
+INFERENCE_SOURCES = ("eval.py", "postprocess.py", "geometry.py", "locality_aware_nms.py", "network_io.py",
+                     "model.py", "checkpoints.py", "icdar.py")
+
+
+def inference_code_key() -> str:
+    """A hash of INFERENCE_SOURCES' bytes."""
+    digest = hashlib.sha1()
+    for name in INFERENCE_SOURCES:
+        digest.update((REPO_ROOT / name).read_bytes())
+    return digest.hexdigest()[:10]
 
 
 # --------------------------------------------------------------------------- data and models
@@ -334,7 +349,8 @@ def score_rows(models: dict[str, Path], dataset: str, test: Path, work_dir: Path
     for setting_name in setting_names:
         setting = eval_settings()[setting_name]
         for model_name, model in models.items():
-            out_dir = work_dir / "eval" / f"{model_name}-{model_key(model)}" / dataset / settings_key(setting)
+            out_dir = (work_dir / "eval" / f"{model_name}-{model_key(model)}" / dataset
+                       / settings_key([setting, inference_code_key()]))
             scores = evaluate_ours(model, test, setting, out_dir)
             rows.append(scored_row(dataset, model_name, setting_name, scores, test, out_dir))
     if peer:
