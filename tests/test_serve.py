@@ -125,6 +125,11 @@ def test_serve_defaults_come_from_detect_options_and_test_scales_merge():
     assert postprocess.settle_max_side_len(None, {}) == defaults.max_side_len == 2400
     assert postprocess.settle_max_side_len(None, {"max_side_len": 352}) == 352
     assert postprocess.settle_max_side_len(640, {"max_side_len": 352}) == 640
+    # zoom_when_empty: twice the side for an image without a box at the recorded scale, one run otherwise.
+    assert args.zoom_when_empty is None and serve.parse_args(["--zoom_when_empty=1.5"]).zoom_when_empty == 1.5
+    assert postprocess.settle_zoom_when_empty(None, False, "") == postprocess.ZOOM_WHEN_EMPTY == 2.0
+    assert postprocess.settle_zoom_when_empty(None, True, "") == postprocess.settle_zoom_when_empty(None, False, "160,320") == 1.0
+    assert postprocess.settle_zoom_when_empty(1.5, True, "") == 1.5
     assert serve.ServeConfig().detect == defaults
     image = np.full((240, 320, 3), 90, np.uint8)
     single = serve.detect(image, rectangle_predictor, defaults)
