@@ -315,6 +315,14 @@ def _image_entry(result: ImageResult, evaluation: icdar.ImageEvaluation | None) 
     return entry
 
 
+def _zoomed_count(config: EvalConfig, results: Sequence[ImageResult]) -> int:
+    """How many images' boxes come from the second, zoomed run (none at max_side_len, some at
+    zoom_when_empty times it; see DetectOptions.zoom_when_empty)."""
+    if config.test_scales or config.max_side_len is None:
+        return 0
+    return sum(tuple(result.input_hw) != postprocess.input_hw(result.image_hw, config.max_side_len) for result in results)
+
+
 def build_summary(config: EvalConfig, model_info: dict, results: Sequence[ImageResult], unreadable: list[dict],
                   evaluation: icdar.Evaluation | None) -> dict:
     """The content of summary.json (plain JSON types)."""
@@ -327,6 +335,7 @@ def build_summary(config: EvalConfig, model_info: dict, results: Sequence[ImageR
         "images": len(results),
         "unreadable": unreadable,
         "boxes": int(sum(len(result.quads) for result in results)),
+        "images_zoomed": _zoomed_count(config, results),
         "seconds": totals | {"total": images_total,
                              "per_image": round(images_total / len(results), 6) if results else 0.0},
         "per_image": [_image_entry(result, per_image_eval.get(result.image_path.stem)) for result in results],
@@ -453,6 +462,10 @@ def main(argv: Sequence[str]) -> None:
           f"{seconds['per_image'] * 1000:.0f} ms per image (network {seconds['network'] * 1000:.0f} ms, decode "
           f"{seconds['decode'] * 1000:.0f} ms, NMS {seconds['nms'] * 1000:.0f} ms in all); outputs in "
           f"{config.output_dir}")
+    if summary["images_zoomed"]:
+        settled = summary["config"]
+        print(f"{summary['images_zoomed']} image(s) with no box at --max_side_len {settled['max_side_len']} got theirs "
+              f"from a second look at {int(settled['max_side_len'] * settled['zoom_when_empty'])} (--zoom_when_empty)")
     if "evaluation" in summary:
         figures = summary["evaluation"]
         print(f"precision {figures['precision']:.3f} recall {figures['recall']:.3f} hmean {figures['hmean']:.3f}; "

@@ -307,6 +307,24 @@ def test_an_image_without_a_box_is_run_again_at_zoom_when_empty_times_the_side()
     assert len(at_own_size(found_at_128 * 0).quads) == 1 and sides == [(1, 256)]
 
 
+def test_eval_counts_the_images_it_looked_at_again(tmp_path):
+    """A 256 px photo whose plates the stand-in network finds only above 128 px: at the model's recorded 128,
+    eval.py zooms it to 256 and finds both; with --max_side_len 128 given, one run and nothing found."""
+    images = tmp_path / "images"
+    images.mkdir()
+    cv2.imwrite(str(images / "car_1.png"), np.full((256, 256, 3), 90, np.uint8))
+    (images / "car_1.txt").write_text("".join(" ".join(f"{value:g}" for value in quad.reshape(-1)) + " AB12\n"
+                                              for quad in LAYOUT * 256))
+    recorded = east_eval.run_evaluation(config(tmp_path, annotation_format="plate"),
+                                        (perfect_predictor, {"max_side_len": 128}))
+    assert recorded["images_zoomed"] == 1 and recorded["config"]["zoom_when_empty"] == 2.0
+    assert recorded["per_image"][0]["input_hw"] == [256, 256] and recorded["evaluation"]["images_all_correct"] == 1
+    given = east_eval.run_evaluation(config(tmp_path, annotation_format="plate", max_side_len=128,
+                                            output_dir=str(tmp_path / "out_given")),
+                                     (perfect_predictor, {"max_side_len": 128}))
+    assert given["images_zoomed"] == 0 and given["boxes"] == 0 and given["evaluation"]["recall"] == 0.0
+
+
 def test_detect_options_validate_once():
     for bad in (dict(score_map_thresh=1.5), dict(box_thresh=-0.1), dict(nms_thres=float("nan")),
                 dict(max_side_len=16), dict(max_side_len=100.0), dict(test_scales=(64, 8)),
