@@ -464,8 +464,10 @@ def main(argv: Sequence[str]) -> None:
           f"{config.output_dir}")
     if summary["images_zoomed"]:
         settled = summary["config"]
+        zoom_side = postprocess.DetectOptions(max_side_len=settled["max_side_len"],
+                                              zoom_when_empty=settled["zoom_when_empty"]).zoom_side
         print(f"{summary['images_zoomed']} image(s) with no box at --max_side_len {settled['max_side_len']} got theirs "
-              f"from a second look at {int(settled['max_side_len'] * settled['zoom_when_empty'])} (--zoom_when_empty)")
+              f"from a second look at {zoom_side} (--zoom_when_empty)")
     if "evaluation" in summary:
         figures = summary["evaluation"]
         print(f"precision {figures['precision']:.3f} recall {figures['recall']:.3f} hmean {figures['hmean']:.3f}; "

@@ -86,6 +86,11 @@ class DetectOptions:
         """The max_side_len of each network run, in order."""
         return self.test_scales or (self.max_side_len,)
 
+    @property
+    def zoom_side(self) -> int:
+        """The max_side_len of the second look at an image with no box (zoom_when_empty * max_side_len)."""
+        return max(SIZE_MULTIPLE, int(self.max_side_len * self.zoom_when_empty))
+
 
 def settle_max_side_len(given: int | None, model_info: dict) -> int:
     """The max_side_len to run a model at: ``given``, else the one its checkpoint records
@@ -359,19 +364,32 @@ class Detector:
                                 prepared[index][0].shape[:2]))
         return results
 
-    def _zoom_where_empty(self, images_rgb: Sequence[np.ndarray], results: list, seconds: list[dict]) -> None:
-        """Runs the images whose results give no output box again at zoom_when_empty * max_side_len
-        (those whose input would grow) and puts the new run in ``results`` where it finds a box."""
-        side = max(SIZE_MULTIPLE, int(self.options.max_side_len * self.options.zoom_when_empty))
-        empty = [index for index, (boxes, ratios, run_hw) in enumerate(results)
-                 if not len(to_output_quads(boxes, *ratios, image_hw=images_rgb[index].shape[:2])[0])
-                 and input_hw(images_rgb[index].shape[:2], side) != tuple(run_hw)]
+    def _detection(self, image_rgb: np.ndarray, runs: list, seconds: dict) -> Detection:
+        """One image's Detection from its runs (one per scale: boxes in network px, ratios, input hw)."""
+        if len(runs) == 1:
+            quads, scores = to_output_quads(runs[0][0], *runs[0][1], image_hw=image_rgb.shape[:2])
+        else:
+            start = time.perf_counter()
+            merged = merge_scales([_boxes_in_original(boxes, ratios) for boxes, ratios, _ in runs],
+                                  self.options.nms_thres)
+            seconds["nms"] += time.perf_counter() - start  # the merge counts as NMS
+            quads, scores = to_output_quads(merged, 1.0, 1.0, image_hw=image_rgb.shape[:2])
+        return Detection(quads, scores, tuple(int(side) for side in runs[0][2]), seconds)
+
+    def _zoom_where_empty(self, images_rgb: Sequence[np.ndarray], detections: list[Detection]) -> None:
+        """Runs the images with no output box again at options.zoom_side (those whose input would
+        grow) and puts the new Detection in ``detections`` where it has a box."""
+        side = self.options.zoom_side
+        empty = [index for index, detection in enumerate(detections)
+                 if not len(detection.quads) and input_hw(images_rgb[index].shape[:2], side) != detection.input_hw]
         if not empty:
             return
-        zoomed = self._run_scale([images_rgb[index] for index in empty], side, [seconds[index] for index in empty])
-        for index, result in zip(empty, zoomed):
-            if len(result[0]):
-                results[index] = result
+        zoomed = self._run_scale([images_rgb[index] for index in empty], side,
+                                 [detections[index].seconds for index in empty])
+        for index, run in zip(empty, zoomed):
+            detection = self._detection(images_rgb[index], [run], detections[index].seconds)
+            if len(detection.quads):
+                detections[index] = detection
 
     def detect_batch(self, images_rgb: Sequence[np.ndarray]) -> list[Detection]:
         """Detections for several images; at each scale, consecutive images of one input size share a call.
@@ -384,20 +402,10 @@ class Detector:
         """
         seconds: list[dict] = [{} for _ in images_rgb]
         per_scale = [self._run_scale(images_rgb, side, seconds) for side in self.options.scales]
+        detections = [self._detection(image_rgb, [scale_results[index] for scale_results in per_scale], seconds[index])
+                      for index, image_rgb in enumerate(images_rgb)]
         if len(per_scale) == 1 and self.options.zoom_when_empty > 1.0:
-            self._zoom_where_empty(images_rgb, per_scale[0], seconds)
-        detections = []
-        for index in range(len(images_rgb)):
-            runs = [scale_results[index] for scale_results in per_scale]
-            if len(runs) == 1:
-                quads, scores = to_output_quads(runs[0][0], *runs[0][1], image_hw=images_rgb[index].shape[:2])
-            else:
-                start = time.perf_counter()
-                merged = merge_scales([_boxes_in_original(boxes, ratios) for boxes, ratios, _ in runs],
-                                      self.options.nms_thres)
-                seconds[index]["nms"] += time.perf_counter() - start  # the merge counts as NMS
-                quads, scores = to_output_quads(merged, 1.0, 1.0, image_hw=images_rgb[index].shape[:2])
-            detections.append(Detection(quads, scores, tuple(int(side) for side in runs[0][2]), seconds[index]))
+            self._zoom_where_empty(images_rgb, detections)
         return detections
 
     def __call__(self, image_rgb: np.ndarray) -> Detection:
