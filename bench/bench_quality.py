@@ -346,11 +346,12 @@ def score_rows(models: dict[str, Path], dataset: str, test: Path, work_dir: Path
                peer: bool) -> list[dict]:
     """One row per (model, setting) on one data set, the peer's included, with the failure breakdown."""
     rows = []
+    code_key = inference_code_key()
     for setting_name in setting_names:
         setting = eval_settings()[setting_name]
         for model_name, model in models.items():
             out_dir = (work_dir / "eval" / f"{model_name}-{model_key(model)}" / dataset
-                       / settings_key([setting, inference_code_key()]))
+                       / settings_key([setting, code_key]))
             scores = evaluate_ours(model, test, setting, out_dir)
             rows.append(scored_row(dataset, model_name, setting_name, scores, test, out_dir))
     if peer:
