@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "ANNOTATION_FORMATS", "AugmentConfig", "BatchStream", "DataError", "DatasetReport", "Problem", "Sample",
-    "TARGET_CHANNELS", "load_dataset", "make_batch", "make_example", "split_dataset",
+    "TARGET_CHANNELS", "load_dataset", "make_batch", "make_example", "rehearsal_subset", "split_dataset",
 ]
 
 # Sub-folders searched when a data folder holds no images itself (YOLO and Pascal VOC layouts).
@@ -289,6 +289,22 @@ def _prepare_target(folder: Path, overwrite: bool) -> int:
             path.unlink()
             removed += 1
     return removed
+
+
+def rehearsal_subset(main_count: int, rehearsal_count: int, share: float, seed: int) -> np.ndarray:
+    """Which images of a rehearsal folder join a fine-tune's own ``main_count`` images.
+
+    As many as make them ``share`` of all training images, ``main_count * share / (1 - share)``
+    rounded (0.5: as many as the main folder has), at most all ``rehearsal_count``; chosen by a
+    permutation seeded with ``seed``, so a resumed run draws the same ones.
+
+    Returns:
+        int64 (K,) ascending indices into the rehearsal folder's samples.
+    """
+    if not 0.0 <= share < 1.0:
+        raise ValueError(f"share must be in [0, 1), got {share}")
+    wanted = min(rehearsal_count, round(main_count * share / (1.0 - share)))
+    return np.sort(np.random.default_rng(seed).permutation(rehearsal_count)[:wanted]).astype(np.int64)
 
 
 def split_dataset(data_path: str | os.PathLike, train_dir: str | os.PathLike, test_dir: str | os.PathLike, *,

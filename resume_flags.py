@@ -9,12 +9,13 @@ records them).
 
 - ``CHECKED``: refused unless --allow_flag_change: the learning-rate schedule
   (init_learning_rate, lr_decay_steps, lr_decay_rate), seed (weights init, data order),
-  batch_size, bn_momentum and the augmentation sizes (what the targets look like).
+  batch_size, bn_momentum, the augmentation sizes (what the targets look like) and rehearsal_share
+  (which rehearsal images join the data).
 - ``input_size`` and ``backbone`` define the network and are always refused
   (``checkpoints.check_model_config``); there is no override.
 - Everything else may change freely: max_steps (extend a run), save_checkpoint_steps,
-  log_steps, max_to_keep, nb_workers, gpu_list, progress, training_data_path (the same data
-  may sit elsewhere on another machine), annotation_format, strict, skip_unannotated, allow_empty,
+  log_steps, max_to_keep, nb_workers, gpu_list, progress, training_data_path and rehearsal_data_path
+  (the same data may sit elsewhere on another machine), annotation_format, strict, skip_unannotated, allow_empty,
   pretrained_model_path (ignored on resume), mixed_precision, suppress_warnings_and_error_messages.
 """
 from __future__ import annotations
@@ -25,7 +26,7 @@ from checkpoints import CheckpointError
 
 CHECKED = ("init_learning_rate", "lr_decay_steps", "lr_decay_rate", "seed", "batch_size", "bn_momentum",
            "max_image_large_side", "max_text_size", "min_text_size", "min_crop_side_ratio", "text_width_range",
-           "text_height_range")
+           "text_height_range", "rehearsal_share")
 STATE_KEY = "flags"
 
 

@@ -62,7 +62,10 @@ class TrainConfig:
     allow_flag_change (resume with changed resume_flags.CHECKED flags),
     worker_hosts/task_index (several machines: "h1:port,h2:port" and this machine's index in it,
     see distribute.py; "" = one machine, or the cluster in TF_CONFIG),
-    allow_empty (train on data without any box to learn from: background-only fine-tuning).
+    allow_empty (train on data without any box to learn from: background-only fine-tuning),
+    rehearsal_data_path/rehearsal_share (a second folder, e.g. the synthetic scenes a base model learned
+    from, mixed into a fine-tune as that share of the training images so the model keeps what it knew;
+    "" = none, see data_preprocessor.rehearsal_subset).
     """
 
     input_size: int = 512
@@ -100,6 +103,8 @@ class TrainConfig:
     worker_hosts: str = ""
     task_index: int = 0
     allow_empty: bool = False
+    rehearsal_data_path: str = ""
+    rehearsal_share: float = 0.5
 
     def __post_init__(self):
         if self.geometry not in GEOMETRIES:
@@ -114,6 +119,8 @@ class TrainConfig:
             raise ValueError(f"nb_workers must be >= 0, got {self.nb_workers}")
         if not 0.0 <= self.bn_momentum < 1.0:
             raise ValueError(f"bn_momentum must be in [0, 1), got {self.bn_momentum}")
+        if not 0.0 <= self.rehearsal_share < 1.0:
+            raise ValueError(f"rehearsal_share must be in [0, 1), got {self.rehearsal_share}")
         if self.init_learning_rate <= 0:
             raise ValueError(f"init_learning_rate must be positive, got {self.init_learning_rate}")
         from augmentation import check_text_size_ranges
@@ -183,13 +190,15 @@ def _gpu_count() -> int:
 class TrainingSetup:
     """What ``prepare_training`` hands to ``train_loop``: the built, compiled and restored run.
 
-    samples: the training Samples; augment: their AugmentConfig; network: the inference model
-    (``model.build_east``) whose weights are checkpointed; trainer: the compiled training model;
+    samples: the training Samples (--training_data_path's, then the rehearsal ones); augment: their
+    AugmentConfig; network: the inference model (``model.build_east``) whose weights are checkpointed;
+    trainer: the compiled training model;
     schedule: the learning-rate schedule (step -> lr); strategy: a tf.distribute strategy or None;
     step: the steps already done (the restored checkpoint's, else 0); placement: this machine's
     distribute.Placement (its slice of each batch; whether it writes into checkpoint_path);
-    eval_max_side_len: the eval max_side_len these samples and this augmentation imply
-    (augmentation.implied_max_side_len), recorded in every checkpoint for eval.py and serve.py.
+    eval_max_side_len: the eval max_side_len --training_data_path's samples and this augmentation
+    imply (augmentation.implied_max_side_len; the rehearsal images are not the user's photos),
+    recorded in every checkpoint for eval.py and serve.py.
     """
 
     config: TrainConfig
@@ -218,6 +227,7 @@ def run_training(config: TrainConfig, report: Callable[[str], None] = log.info, 
 
     path_guard.check_outputs_apart({"--checkpoint_path": config.checkpoint_path},
                                    {"--training_data_path": config.training_data_path,
+                                    "--rehearsal_data_path": config.rehearsal_data_path,
                                     "--pretrained_model_path": config.pretrained_model_path})
     checkpoints.check_training_folder(config.checkpoint_path, LOG_COLUMNS)
     if not distribute.this_placement(config.worker_hosts, config.task_index).is_chief:
@@ -291,6 +301,7 @@ def prepare_training(config: TrainConfig, report: Callable[[str], None] = log.in
                                              strict=config.strict, skip_unannotated=config.skip_unannotated)
     report(f"training data {config.training_data_path}: {dataset.summary()}")
     check_has_boxes(dataset, config)
+    samples = dataset.samples + rehearsal_samples(config, len(dataset.samples), report)
     strategy, placement = _set_devices_and_precision(config)
     placement.slots(config.batch_size)  # ValueError now, not in the data workers
     scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
@@ -299,11 +310,28 @@ def prepare_training(config: TrainConfig, report: Callable[[str], None] = log.in
         trainer.optimizer.build(trainer.trainable_variables)
         step = _restore(config, latest, resume_state, network, trainer.optimizer, report)
     augment = augment_config(config)
-    eval_side = augmentation.implied_max_side_len(dataset.samples, augment)
+    eval_side = augmentation.implied_max_side_len(dataset.samples, augment)  # the user's photos, not the rehearsal
     report(f"this data at this augmentation shows text as eval.py does at --max_side_len={eval_side}; "
            f"checkpoints record it as eval.py's default for this model")
-    return TrainingSetup(config, dataset.samples, augment, network, trainer, schedule,
+    return TrainingSetup(config, samples, augment, network, trainer, schedule,
                          strategy, step, placement, eval_side)
+
+
+def rehearsal_samples(config: TrainConfig, main_count: int, report: Callable[[str], None]) -> list:
+    """The ``--rehearsal_data_path`` images a run mixes in: a seeded subset as many as make them
+    ``--rehearsal_share`` of the training images (all of them at most); [] without the flag."""
+    import data_preprocessor
+
+    if not config.rehearsal_data_path:
+        return []
+    rehearsal = data_preprocessor.load_dataset(config.rehearsal_data_path, strict=config.strict,
+                                               skip_unannotated=config.skip_unannotated)
+    chosen = data_preprocessor.rehearsal_subset(main_count, len(rehearsal.samples), config.rehearsal_share,
+                                                config.seed)
+    report(f"rehearsal data {config.rehearsal_data_path}: {rehearsal.summary()}\n"
+           f"{len(chosen)} of its images join the {main_count} of --training_data_path "
+           f"(--rehearsal_share {config.rehearsal_share:g})")
+    return [rehearsal.samples[index] for index in chosen]
 
 
 def check_has_boxes(dataset, config: TrainConfig) -> None:
@@ -707,6 +735,13 @@ def _define_added_flags(flags, defaults: "TrainConfig") -> None:
     flags.DEFINE_boolean("allow_flag_change", defaults.allow_flag_change,
                          "resume even though a flag that shapes training changed (learning-rate schedule, seed, "
                          "batch_size, bn_momentum, augmentation sizes; see README)")
+    flags.DEFINE_string("rehearsal_data_path", defaults.rehearsal_data_path,
+                        "fine-tune: a second annotated folder (e.g. the synthetic scenes the base model learned "
+                        "from, data/demo/train) mixed into the training images so the model keeps what it knew "
+                        "on photos unlike yours; empty = none")
+    flags.DEFINE_float("rehearsal_share", defaults.rehearsal_share,
+                       "share of the training images drawn from --rehearsal_data_path, in [0, 1) (0.5: as many "
+                       "as --training_data_path has, at most all of them)")
     flags.DEFINE_boolean("allow_empty", defaults.allow_empty,
                          "train even when the data holds no box to learn from (background-only fine-tuning); "
                          "without it such data stops the run before the first step")

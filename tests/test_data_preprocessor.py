@@ -340,3 +340,17 @@ def test_image_with_another_formats_annotation_is_skipped_not_background(tmp_pat
     assert not report.fixed and report.counts["skipped_images"] == 2
     with pytest.raises(dp.DataError, match="odd.jpg"):
         dp.load_dataset(tmp_path, strict=True)
+
+
+def test_rehearsal_subset_is_the_share_asked_for_and_the_same_for_the_same_seed():
+    chosen = dp.rehearsal_subset(10, 30, 0.5, seed=4)
+    assert len(chosen) == 10 and len(set(chosen.tolist())) == 10
+    assert chosen.tolist() == sorted(chosen.tolist()) and 0 <= chosen.min() and chosen.max() < 30
+    assert np.array_equal(chosen, dp.rehearsal_subset(10, 30, 0.5, seed=4))
+    assert not np.array_equal(chosen, dp.rehearsal_subset(10, 30, 0.5, seed=5))
+    assert len(dp.rehearsal_subset(10, 30, 0.25, seed=4)) == 3  # 10 * 0.25 / 0.75
+    assert len(dp.rehearsal_subset(10, 30, 0.75, seed=4)) == 30  # 30 wanted, 30 there
+    assert dp.rehearsal_subset(10, 6, 0.5, seed=4).tolist() == list(range(6))  # all, at most
+    assert len(dp.rehearsal_subset(10, 30, 0.0, seed=4)) == 0
+    with pytest.raises(ValueError, match="share"):
+        dp.rehearsal_subset(10, 30, 1.0, seed=4)

@@ -296,3 +296,32 @@ def test_dont_care_boxes_alone_are_nothing_to_learn_from(tmp_path):
     config = train.TrainConfig(**TINY, training_data_path=str(data), checkpoint_path=str(tmp_path / "run"))
     with pytest.raises(DataError, match="1 boxes, 1 don't care"):
         train.run_training(config)
+
+
+def test_rehearsal_images_join_the_training_samples_but_not_the_recorded_scale(tiny_data, tmp_path):
+    """--rehearsal_data_path mixes a seeded subset of a second folder into the samples (as many as the
+    main folder has at share 0.5); the scale a checkpoint records comes from the main folder alone."""
+    rehearsal = tmp_path / "scenes"
+    rehearsal.mkdir()
+    for index in range(6):  # 256 px scenes: their text shows at another scale than tiny_data's
+        image = np.full((256, 256, 3), 40, np.uint8)
+        cv2.rectangle(image, (10, 10), (60, 30), (255, 255, 255), -1)
+        cv2.imwrite(str(rehearsal / f"img_{index}.jpg"), image)
+        (rehearsal / f"gt_img_{index}.txt").write_text("10,10,60,10,60,30,10,30,AB\n")
+    lines = []
+    sized = dict(TINY, training_data_path=str(tiny_data), text_height_range=(0.1, 0.3))
+    alone = train.prepare_training(train.TrainConfig(**sized, checkpoint_path=str(tmp_path / "alone")), lines.append)
+    config = train.TrainConfig(**sized, checkpoint_path=str(tmp_path / "mixed"), rehearsal_data_path=str(rehearsal))
+    mixed = train.prepare_training(config, lines.append)
+    joined = [Path(sample.image_path) for sample in mixed.samples[len(alone.samples):]]
+    assert len(mixed.samples) == 2 * len(alone.samples) == 4
+    assert {path.parent for path in joined} == {rehearsal} and len(set(joined)) == 2
+    expected = data_preprocessor.rehearsal_subset(2, 6, 0.5, seed=TINY["seed"])
+    assert [path.name for path in joined] == [f"img_{index}.jpg" for index in expected]
+    assert mixed.eval_max_side_len == alone.eval_max_side_len
+    assert any("2 of its images join the 2 of --training_data_path" in line for line in lines)
+    with pytest.raises(ValueError, match="rehearsal_share"):
+        train.TrainConfig(**TINY, rehearsal_share=1.0)
+    from path_guard import PathOverlapError
+    with pytest.raises(PathOverlapError, match="--rehearsal_data_path"):
+        train.run_training(dataclasses.replace(config, checkpoint_path=str(rehearsal / "run")))
