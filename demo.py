@@ -19,7 +19,9 @@ checks the photos (data_preprocessor.py stats), splits them into ``data/finetune
 into DIR), fine-tunes the demo model (``checkpoints/demo/plates``; trained first by the normal demo
 if absent) for a fixed number of steps (FinetuneConfig.max_steps: 1200 steps at input 128, about
 12 minutes on a free 2-core CPU) into ``checkpoints/finetune/plates`` and scores the test part into
-``outputs/finetune/``. Unusable data: one line and exit status 2.
+``outputs/finetune/``. Unusable data: one line and exit status 2. ``--rehearsal_share 0.5`` mixes the
+demo's synthetic scenes in as half of the training images, for a model that must also work on photos
+unlike yours (another country's plates): README, "Rehearsal".
 """
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import postprocess
 
@@ -353,6 +356,38 @@ class FinetuneSource:
                 for name, path in (("data", self.data), ("train", self.train), ("test", self.test))}
 
 
+@dataclass(frozen=True)
+class Rehearsal:
+    """Synthetic scenes mixed into the fine-tune (train.py --rehearsal_data_path, --rehearsal_share), so
+    that the model keeps finding plates on photos unlike the user's. ``find`` returns the folder (called
+    after the base model is ready); ``given`` is the folder the user named, None for the demo's own."""
+
+    share: float
+    find: Callable[[], Path]
+    given: Path | None = None
+
+    def describe(self) -> dict:
+        return {"share": self.share, "folder": None if self.given is None else str(self.given.resolve())}
+
+
+def rehearsal_scenes(given: Path | None, demo_paths: DemoPaths, config: DemoConfig) -> Path:
+    """The given folder, else the demo's synthetic training scenes (generated first when data/demo/ is
+    absent or empty); DemoError when data/demo/ holds something else."""
+    if given is not None:
+        if not given.is_dir():
+            raise DemoError(f"--rehearsal_data {given} is not a folder")
+        return given
+    marker = demo_paths.data / DATA_MARKER
+    previous = json.loads(marker.read_text()) if marker.is_file() else None
+    if previous and previous.get("complete") and demo_paths.train.is_dir():
+        return demo_paths.train
+    if demo_paths.data.exists() and any(demo_paths.data.iterdir()):
+        raise DemoError(f"{_shown(demo_paths.data)}/ holds no finished demo scenes to rehearse on; run "
+                        "'python demo.py' first or pass --rehearsal_data DIR")
+    generate_and_split(config, demo_paths)
+    return demo_paths.train
+
+
 def finetune_paths(root: Path) -> DemoPaths:
     return DemoPaths(root / "data" / "finetune", root / "checkpoints" / "finetune", root / "outputs" / "finetune")
 
@@ -390,14 +425,21 @@ def check_photos(folder: Path) -> dict:
     return report
 
 
-def _prepare_finetune_folders(source: FinetuneSource, config: FinetuneConfig, paths: DemoPaths) -> bool:
+def _wanted(source: FinetuneSource, config: FinetuneConfig, rehearsal: Rehearsal | None) -> dict:
+    """What a fine-tune folder's marker records: a change to any of it starts the fine-tune over."""
+    wanted = {"source": source.describe(), "settings": config.settings()}
+    return wanted if rehearsal is None else wanted | {"rehearsal": rehearsal.describe()}
+
+
+def _prepare_finetune_folders(source: FinetuneSource, config: FinetuneConfig, paths: DemoPaths,
+                              rehearsal: Rehearsal | None = None) -> bool:
     """Keeps a previous split of the same photos with the same settings; returns whether it is ready."""
     marker = paths.data / FINETUNE_MARKER
     previous = json.loads(marker.read_text()) if marker.is_file() else None
     if previous is None and paths.data.exists() and any(paths.data.iterdir()):
         raise DemoError(f"{_shown(paths.data)}/ holds files the fine-tune did not write (no {FINETUNE_MARKER}); "
                         "move them away or pass another --root")
-    wanted = {"source": source.describe(), "settings": config.settings()}
+    wanted = _wanted(source, config, rehearsal)
     ready = bool(previous and previous.get("complete") and previous.get("wanted") == wanted)
     if previous and not ready:
         _remove(paths.data, "other photos or settings than last time, or an interrupted split")
@@ -409,22 +451,24 @@ def _prepare_finetune_folders(source: FinetuneSource, config: FinetuneConfig, pa
     return ready
 
 
-def _write_finetune_marker(source: FinetuneSource, config: FinetuneConfig, paths: DemoPaths, complete: bool) -> None:
+def _write_finetune_marker(source: FinetuneSource, config: FinetuneConfig, paths: DemoPaths, complete: bool,
+                           rehearsal: Rehearsal | None = None) -> None:
     paths.data.mkdir(parents=True, exist_ok=True)
-    content = {"complete": complete, "wanted": {"source": source.describe(), "settings": config.settings()}}
+    content = {"complete": complete, "wanted": _wanted(source, config, rehearsal)}
     (paths.data / FINETUNE_MARKER).write_text(json.dumps(content, indent=2) + "\n")
 
 
-def split_photos(source: FinetuneSource, config: FinetuneConfig, paths: DemoPaths) -> float:
+def split_photos(source: FinetuneSource, config: FinetuneConfig, paths: DemoPaths,
+                 rehearsal: Rehearsal | None = None) -> float:
     """Splits source.data 80/20 into paths.train/test (fixed seed); nothing to do for a given pair."""
-    _write_finetune_marker(source, config, paths, complete=False)
+    _write_finetune_marker(source, config, paths, complete=False, rehearsal=rehearsal)
     seconds = 0.0
     if source.data is not None:
         seconds = run_command(
             ["data_preprocessor.py", "split", f"--data_path={source.data}", f"--train_dir={_shown(paths.train)}",
              f"--test_dir={_shown(paths.test)}", f"--ratio={config.split_ratio:g}", f"--seed={config.seed}"],
             f"split your photos {config.split_ratio:.0%}/{1 - config.split_ratio:.0%} (seed {config.seed})")
-    _write_finetune_marker(source, config, paths, complete=True)
+    _write_finetune_marker(source, config, paths, complete=True, rehearsal=rehearsal)
     return seconds
 
 
@@ -450,7 +494,11 @@ def base_backbone(base_model: Path) -> str:
         raise DemoError(f"{_shown(base_model)} is not a finished train.py checkpoint folder ({error})") from None
 
 
-def finetune_train(config: FinetuneConfig, train_dir: Path, base_model: Path, paths: DemoPaths) -> float:
+def finetune_train(config: FinetuneConfig, train_dir: Path, base_model: Path, paths: DemoPaths,
+                   rehearsal: tuple[Path, float] | None = None) -> float:
+    """train.py from base_model on train_dir; rehearsal: (folder, share) mixed in, or None."""
+    mixed = [] if rehearsal is None else [f"--rehearsal_data_path={_shown(rehearsal[0])}",
+                                          f"--rehearsal_share={rehearsal[1]:g}"]
     return run_command(
         ["train.py", f"--training_data_path={_shown(train_dir)}", f"--pretrained_model_path={_shown(base_model)}",
          f"--checkpoint_path={_shown(paths.model)}", f"--backbone={base_backbone(base_model)}",
@@ -461,7 +509,7 @@ def finetune_train(config: FinetuneConfig, train_dir: Path, base_model: Path, pa
          f"--save_checkpoint_steps={config.save_checkpoint_steps}", f"--nb_workers={config.nb_workers}",
          f"--min_crop_side_ratio={config.min_crop_side_ratio}", f"--bn_momentum={config.bn_momentum}",
          f"--text_height_range={config.text_height_range}", f"--min_text_size={config.min_text_size}",
-         f"--seed={config.seed}"],
+         f"--seed={config.seed}", *mixed],
         f"fine-tune the demo model on your photos ({config.max_steps} steps; rerunning resumes)")
 
 
@@ -476,10 +524,11 @@ def finetune_evaluate(config: FinetuneConfig, test_dir: Path, paths: DemoPaths) 
 
 
 def run_finetune(source: FinetuneSource, config: FinetuneConfig, paths: DemoPaths, base_model: Path,
-                 train_base=None) -> dict:
+                 train_base=None, rehearsal: Rehearsal | None = None) -> dict:
     """Checks, splits, fine-tunes and scores; returns eval.py's scores plus ``seconds`` per step.
 
     train_base: None, or called (no arguments) to train base_model first or finish it (the demo's own model).
+    rehearsal: None, or the synthetic scenes to mix into the training photos.
     """
     started = time.perf_counter()
     print("\n== check your photos", flush=True)
@@ -493,11 +542,15 @@ def run_finetune(source: FinetuneSource, config: FinetuneConfig, paths: DemoPath
         seconds["base"] = train_base()
     elif not base_model.exists():
         raise DemoError(f"base model {_shown(base_model)} does not exist")
-    ready = _prepare_finetune_folders(source, config, paths)
-    seconds["split"] = 0.0 if ready else split_photos(source, config, paths)
+    mixed = None
+    if rehearsal is not None:
+        mixed = (rehearsal.find(), rehearsal.share)
+        check_not_inputs([paths.data, paths.checkpoints, paths.outputs], [mixed[0]])
+    ready = _prepare_finetune_folders(source, config, paths, rehearsal)
+    seconds["split"] = 0.0 if ready else split_photos(source, config, paths, rehearsal)
     train_dir = paths.train if source.data is not None else source.train
     test_dir = paths.test if source.data is not None else source.test
-    seconds["train"] = finetune_train(config, train_dir, base_model, paths)
+    seconds["train"] = finetune_train(config, train_dir, base_model, paths, mixed)
     seconds["eval"] = finetune_evaluate(config, test_dir, paths)
     scores = read_scores(paths)
     seconds["total"] = time.perf_counter() - started
@@ -520,13 +573,27 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
     group.add_argument("--finetune_test", type=Path, help="your test photos, when already split")
     group.add_argument("--base_model", type=Path,
                        help="checkpoint folder to fine-tune (default: the demo's, trained first if absent)")
+    group.add_argument("--rehearsal_share", type=float, default=0.0,
+                       help="mix synthetic scenes into the fine-tune as this share of its training images, in "
+                            "[0, 1): the model then keeps finding plates on photos unlike yours, at some cost on "
+                            "photos like them (README, 'Rehearsal'); 0 = your photos only")
+    group.add_argument("--rehearsal_data", type=Path,
+                       help="the scenes to mix in (default: the demo's, data/demo/train, generated if absent)")
     args = parser.parse_args(argv)
     if args.finetune_data is not None and (args.finetune_train or args.finetune_test):
         parser.error("give --finetune_data, or --finetune_train with --finetune_test, not both")
     if (args.finetune_train is None) != (args.finetune_test is None):
         parser.error("--finetune_train and --finetune_test go together")
-    if args.base_model is not None and args.finetune_data is None and args.finetune_train is None:
-        parser.error("--base_model is for a fine-tune (--finetune_data or --finetune_train/--finetune_test)")
+    fine_tuning = args.finetune_data is not None or args.finetune_train is not None
+    for name in ("base_model", "rehearsal_data"):
+        if getattr(args, name) is not None and not fine_tuning:
+            parser.error(f"--{name} is for a fine-tune (--finetune_data or --finetune_train/--finetune_test)")
+    if args.rehearsal_share and not fine_tuning:
+        parser.error("--rehearsal_share is for a fine-tune (--finetune_data or --finetune_train/--finetune_test)")
+    if not 0.0 <= args.rehearsal_share < 1.0:
+        parser.error(f"--rehearsal_share must be in [0, 1), got {args.rehearsal_share:g}")
+    if args.rehearsal_data is not None and not args.rehearsal_share:
+        parser.error("--rehearsal_data needs --rehearsal_share (the share of the training images it gives)")
     return args
 
 
@@ -554,9 +621,13 @@ def finetune_main(args: argparse.Namespace) -> int:
         print(f"\n{_shown(base_model)}/ is absent or unfinished: the normal demo trains it first", flush=True)
         return run_demo(config, demo_paths, fresh=False)["seconds"]["total"]
 
+    rehearsal = None
+    if args.rehearsal_share:
+        rehearsal = Rehearsal(args.rehearsal_share, lambda: rehearsal_scenes(
+            args.rehearsal_data, demo_paths, PROFILES[args.profile]).resolve(), args.rehearsal_data)
     try:
         result = run_finetune(source, FINETUNE_PROFILES[args.profile], paths, base_model,
-                              train_base if args.base_model is None else None)
+                              train_base if args.base_model is None else None, rehearsal)
     except DataUnusable as error:
         print(f"demo.py: your photos are not usable: {error}", file=sys.stderr)
         return 2

@@ -132,7 +132,9 @@ def test_too_few_photos_to_split_exit_2(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("arguments", [["--finetune_data", "a", "--finetune_train", "b", "--finetune_test", "c"],
-                                       ["--finetune_train", "b"], ["--base_model", "m"]])
+                                       ["--finetune_train", "b"], ["--base_model", "m"],
+                                       ["--rehearsal_share", "0.5"], ["--finetune_data", "a", "--rehearsal_data", "s"],
+                                       ["--finetune_data", "a", "--rehearsal_share", "1"]])
 def test_finetune_arguments_that_do_not_fit_together(arguments):
     with pytest.raises(SystemExit) as raised:
         demo.main(arguments)
@@ -183,6 +185,15 @@ def test_smoke_demo_then_finetune_on_a_tiny_folder_then_on_a_given_split(tmp_pat
     summary = json.loads((demo.finetune_paths(tmp_path / "root2").outputs / "summary.json").read_text())
     assert summary["evaluation"]["images"] == 2
 
+    # Rehearsal: the demo's scenes are mixed into the same photos, and recorded in the marker.
+    assert demo.main(["--profile", "smoke", "--root", str(tmp_path / "root3"), "--finetune_train",
+                      str(paths.train), "--finetune_test", str(paths.test), "--base_model", str(paths.model),
+                      "--rehearsal_share", "0.5", "--rehearsal_data", str(demo_paths.train)]) == 0
+    out = capsys.readouterr().out
+    assert f"--rehearsal_data_path={demo_paths.train}" in out and "--rehearsal_share=0.5" in out
+    marker = json.loads((demo.finetune_paths(tmp_path / "root3").data / demo.FINETUNE_MARKER).read_text())
+    assert marker["wanted"]["rehearsal"] == {"share": 0.5, "folder": str(demo_paths.train.resolve())}
+
 
 def test_base_backbone_is_read_from_the_newest_checkpoint(tmp_path):
     (tmp_path / "ckpt-7").mkdir()
@@ -196,3 +207,21 @@ def test_base_backbone_is_read_from_the_newest_checkpoint(tmp_path):
     (tmp_path / "latest").write_text("ckpt-8\n")
     with pytest.raises(demo.DemoError, match="not a finished train.py checkpoint"):
         demo.base_backbone(tmp_path)
+
+
+def test_rehearsal_scenes_are_the_demos_own_or_generated_or_the_given_folder(tmp_path, monkeypatch):
+    paths = _paths(tmp_path / "root")
+    generated = []
+    monkeypatch.setattr(demo, "generate_and_split", lambda config, where: generated.append(where) or 0.0)
+    assert demo.rehearsal_scenes(None, paths, demo.PROFILES["smoke"]) == paths.train  # absent: generated
+    assert generated == [paths]
+    demo._write_marker(demo.PROFILES["smoke"], paths, complete=True)
+    paths.train.mkdir(parents=True)
+    assert demo.rehearsal_scenes(None, paths, demo.PROFILES["smoke"]) == paths.train and len(generated) == 1
+    assert demo.rehearsal_scenes(tmp_path, paths, demo.PROFILES["smoke"]) == tmp_path
+    with pytest.raises(demo.DemoError, match="not a folder"):
+        demo.rehearsal_scenes(tmp_path / "absent", paths, demo.PROFILES["smoke"])
+    (paths.data / demo.DATA_MARKER).unlink()  # data/demo/ holds what the demo did not finish
+    with pytest.raises(demo.DemoError, match="no finished demo scenes"):
+        demo.rehearsal_scenes(None, paths, demo.PROFILES["smoke"])
+    assert len(generated) == 1, "nothing the user has is generated over"
