@@ -1,6 +1,7 @@
 """Detection quality on real plate photos: the demo model, the fine-tuned model and a peer, in one run.
 
     python bench/bench_quality.py [--demo_model DIR] [--finetuned_model plates_dev=DIR ...] [--skip_finetune]
+                                  [--rehearsal_share 0.5] [--cross]
                                   [--datasets plates_dev,plates_ro] [--no_peer] [--json]
 
 Data (read from ../shared/data, never copied into the project):
@@ -17,6 +18,10 @@ what a user gets:
               (the bring-your-own-photos command, its fixed step budget); cached per
               (demo model, data set, FinetuneConfig) under ``<work_dir>/finetune-<dataset>-<key>``;
               ``--finetuned_model NAME=DIR`` reuses one.
+  rehearsal   (``--rehearsal_share S``) the same command with ``--rehearsal_share S``: the demo's
+              synthetic scenes (those the bench's demo model trained on) mixed into the photos.
+  <name>-x    (``--cross``) a model fine-tuned on the OTHER data set, scored on this one: real photos
+              of a country it never trained on, the case "photos nobody here trains on" stands for.
   peer        PP-OCRv4's text detector (DB, MobileNetV3) from the ``rapidocr-onnxruntime`` wheel, a
               general text detector that was never trained on plates: it is the bar any plate model
               should clear. A bench-only dependency, never a runtime one; install it without its
@@ -160,28 +165,36 @@ def prepare_datasets(names: list[str], shared: Path, work_dir: Path) -> dict[str
     return datasets
 
 
-def demo_model(given: Path | None, work_dir: Path) -> Path:
-    """The ``make demo`` model: the given folder, or one trained by ``demo.py`` under a cached root."""
+def demo_model(given: Path | None, work_dir: Path) -> tuple[Path, Path | None]:
+    """The ``make demo`` model: the given folder, or one trained by ``demo.py`` under a cached root;
+    returns (model, the synthetic training scenes it learned from, None when given)."""
     if given is not None:
-        return given.resolve()
+        return given.resolve(), None
     root = work_dir / f"demo-{settings_key(demo.PROFILES['full'].train_settings() | demo.PROFILES['full'].data_settings())}"
-    model = demo.default_paths(root).model
+    paths = demo.default_paths(root)
     if not (root / "bench_done").is_file():
         run_cli(["demo.py", f"--root={root}"], root / "demo.log")
         (root / "bench_done").write_text("demo.py finished\n")
-    return model
+    return paths.model, paths.train
 
 
-def finetuned_model(dataset: str, folders: dict[str, Path], base: Path, work_dir: Path) -> tuple[Path, float]:
-    """Runs the bring-your-own-photos command on a data set's train/test (cached); returns (model, seconds)."""
-    key = settings_key([model_key(base), str(folders["train"].resolve()), demo.FINETUNE_PROFILES["full"].settings()])
-    root = work_dir / f"finetune-{dataset}-{key}"
+def finetuned_model(dataset: str, folders: dict[str, Path], base: Path, work_dir: Path,
+                    rehearsal: tuple[float, Path | None] | None = None) -> tuple[Path, float]:
+    """Runs the bring-your-own-photos command on a data set's train/test (cached); returns (model, seconds).
+    rehearsal: (share, scenes folder or None for demo.py's default) for ``--rehearsal_share``, or None."""
+    content = [model_key(base), str(folders["train"].resolve()), demo.FINETUNE_PROFILES["full"].settings()]
+    mixed = []
+    if rehearsal is not None:
+        content.append([rehearsal[0], str(rehearsal[1])])
+        mixed = [f"--rehearsal_share={rehearsal[0]:g}"] + ([] if rehearsal[1] is None else
+                                                           [f"--rehearsal_data={rehearsal[1]}"])
+    root = work_dir / f"finetune-{dataset}-{settings_key(content)}"
     model = demo.finetune_paths(root).model
     if (root / "bench_done").is_file():
         return model, 0.0
     started = time.perf_counter()
     run_cli(["demo.py", f"--finetune_train={folders['train']}", f"--finetune_test={folders['test']}",
-             f"--base_model={base}", f"--root={root}"], root / "finetune.log")
+             f"--base_model={base}", f"--root={root}", *mixed], root / "finetune.log")
     seconds = time.perf_counter() - started
     (root / "bench_done").write_text(json.dumps({"seconds": seconds}) + "\n")
     return model, seconds
@@ -419,6 +432,34 @@ def print_table(rows: list[dict]) -> None:
               f"{with_dont_care:>5} {ratio_text:>9} {row['seconds_per_image']:>6.2f}  {failures}")
 
 
+def fine_tunes(dataset: str, folders: dict[str, Path], base: Path, scenes: Path | None, work_dir: Path,
+               args: argparse.Namespace, seconds: dict[str, float]) -> dict[str, Path]:
+    """A data set's fine-tuned models by row name: "finetuned" (given or trained) and, with
+    --rehearsal_share, "rehearsal"; the training seconds go into ``seconds``."""
+    models = {}
+    given = args.finetuned_model.get(dataset)
+    if given is not None:
+        models["finetuned"] = Path(given).resolve()
+    else:
+        models["finetuned"], seconds[f"fine-tune {dataset}"] = finetuned_model(dataset, folders, base, work_dir)
+    if args.rehearsal_share:
+        models["rehearsal"], seconds[f"rehearsal {dataset}"] = finetuned_model(
+            dataset, folders, base, work_dir, (args.rehearsal_share, scenes))
+    return models
+
+
+def row_models(dataset: str, base: Path, trained: dict[str, dict[str, Path]], cross: bool) -> dict[str, Path]:
+    """The models scored on one data set, by row name: the demo model, the data set's own fine-tunes
+    and, when ``cross``, the other data set's fine-tunes as "<name>-x" (two data sets at most)."""
+    if cross and len(trained) > 2:
+        raise ValueError("--cross compares two data sets; pass --datasets with two")
+    models = {"demo": base, **trained[dataset]}
+    if cross:
+        models |= {f"{name}-x": model for other, theirs in trained.items() if other != dataset
+                   for name, model in theirs.items()}
+    return models
+
+
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--demo_model", type=Path, help="reuse this make-demo checkpoint folder")
@@ -432,9 +473,16 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--settings", default=",".join(eval_settings()),
                         help="comma-separated eval settings: 256, 512, 1024 (--max_side_len), defaults (eval.py's), "
                              "demo (the demo's eval flags), finetune (the fine-tune command's)")
+    parser.add_argument("--rehearsal_share", type=float, default=0.0,
+                        help="also fine-tune with the demo's scenes as this share of the training images "
+                             "(model 'rehearsal'); 0 = not")
+    parser.add_argument("--cross", action="store_true",
+                        help="also score each data set's fine-tuned models on the other data sets (models '-x')")
     parser.add_argument("--no_peer", action="store_true", help="leave out the PP-OCRv4 peer")
     parser.add_argument("--json", action="store_true", help="print one JSON line last")
     args = parser.parse_args(argv)
+    if not 0.0 <= args.rehearsal_share < 1.0:
+        parser.error(f"--rehearsal_share must be in [0, 1), got {args.rehearsal_share:g}")
     unknown = set(args.settings.split(",")) - set(eval_settings())
     if unknown:
         parser.error(f"--settings: unknown {', '.join(sorted(unknown))}; known: {', '.join(eval_settings())}")
@@ -451,19 +499,14 @@ def main(argv: list[str] | None = None) -> int:
     seconds: dict[str, float] = {}
     started = time.perf_counter()
     datasets = prepare_datasets(args.datasets.split(","), args.shared_data.resolve(), work_dir)
-    base = demo_model(args.demo_model, work_dir)
+    base, scenes = demo_model(args.demo_model, work_dir)
     seconds["demo model"] = time.perf_counter() - started
+    trained = {dataset: {} if args.skip_finetune else fine_tunes(dataset, folders, base, scenes, work_dir, args, seconds)
+               for dataset, folders in datasets.items()}
     rows, plate_sizes = [], {}
     for dataset, folders in datasets.items():
         plate_sizes[dataset] = plate_sizes_at(folders["test"])
-        models = {"demo": base}
-        if not args.skip_finetune:
-            given = args.finetuned_model.get(dataset)
-            if given is not None:
-                models["finetuned"] = Path(given).resolve()
-            else:
-                models["finetuned"], seconds[f"fine-tune {dataset}"] = finetuned_model(dataset, folders, base,
-                                                                                       work_dir)
+        models = row_models(dataset, base, trained, args.cross)
         phase = time.perf_counter()
         rows += score_rows(models, dataset, folders["test"], work_dir, args.settings.split(","),
                            peer=not args.no_peer)

@@ -113,3 +113,15 @@ def test_the_plates_ro_list_names_test_frames_only():
     test = bench_quality.SHARED_DATA / "plates_ro" / "test"
     if test.is_dir():
         assert set(extra) <= {path.stem for path in test.glob("*.jpg")}
+
+
+def test_cross_rows_score_the_other_data_sets_fine_tunes():
+    trained = {"plates_dev": {"finetuned": Path("dev_ft"), "rehearsal": Path("dev_reh")},
+               "plates_ro": {"finetuned": Path("ro_ft"), "rehearsal": Path("ro_reh")}}
+    assert bench_quality.row_models("plates_ro", Path("demo"), trained, cross=True) == {
+        "demo": Path("demo"), "finetuned": Path("ro_ft"), "rehearsal": Path("ro_reh"),
+        "finetuned-x": Path("dev_ft"), "rehearsal-x": Path("dev_reh")}
+    assert bench_quality.row_models("plates_ro", Path("demo"), trained, cross=False) == {
+        "demo": Path("demo"), "finetuned": Path("ro_ft"), "rehearsal": Path("ro_reh")}
+    with pytest.raises(ValueError, match="two"):
+        bench_quality.row_models("plates_ro", Path("demo"), trained | {"third": {}}, cross=True)
