@@ -184,8 +184,12 @@ def test_ctrl_c_stops_cleanly_with_workers(tiny_data, tmp_path):
     command = _cli(tiny_data, folder, "--max_steps=100000", "--save_checkpoint_steps=2")
     command[command.index("--nb_workers=0")] = "--nb_workers=2"
     with open(tmp_path / "stderr.txt", "w") as stderr_file:
+        # A terminal starts its foreground job with SIGINT at its default. A child inherits an ignored
+        # SIGINT (and Python then keeps ignoring it), and a pytest-xdist worker that ran another test first
+        # can hold one: the run then trained on for the whole wait.
         process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stderr_file,
-                                   start_new_session=True)
+                                   start_new_session=True,
+                                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         try:
             deadline = time.monotonic() + 240
             while not checkpoints.list_checkpoints(folder) and process.poll() is None and time.monotonic() < deadline:
