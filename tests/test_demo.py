@@ -185,15 +185,6 @@ def test_smoke_demo_then_finetune_on_a_tiny_folder_then_on_a_given_split(tmp_pat
     summary = json.loads((demo.finetune_paths(tmp_path / "root2").outputs / "summary.json").read_text())
     assert summary["evaluation"]["images"] == 2
 
-    # Rehearsal: the demo's scenes are mixed into the same photos, and recorded in the marker.
-    assert demo.main(["--profile", "smoke", "--root", str(tmp_path / "root3"), "--finetune_train",
-                      str(paths.train), "--finetune_test", str(paths.test), "--base_model", str(paths.model),
-                      "--rehearsal_share", "0.5", "--rehearsal_data", str(demo_paths.train)]) == 0
-    out = capsys.readouterr().out
-    assert f"--rehearsal_data_path={demo_paths.train}" in out and "--rehearsal_share=0.5" in out
-    marker = json.loads((demo.finetune_paths(tmp_path / "root3").data / demo.FINETUNE_MARKER).read_text())
-    assert marker["wanted"]["rehearsal"] == {"share": 0.5, "folder": str(demo_paths.train.resolve())}
-
 
 def test_base_backbone_is_read_from_the_newest_checkpoint(tmp_path):
     (tmp_path / "ckpt-7").mkdir()
@@ -225,3 +216,28 @@ def test_rehearsal_scenes_are_the_demos_own_or_generated_or_the_given_folder(tmp
     with pytest.raises(demo.DemoError, match="no finished demo scenes"):
         demo.rehearsal_scenes(None, paths, demo.PROFILES["smoke"])
     assert len(generated) == 1, "nothing the user has is generated over"
+
+
+def test_rehearsal_reaches_train_py_and_the_fine_tune_marker(tmp_path, monkeypatch):
+    """The train.py command line and the marker of a fine-tune with --rehearsal_share (the whole chain
+    of commands runs in the slow smoke test; train.py's mixing in test_train.py)."""
+    commands = []
+    monkeypatch.setattr(demo, "run_command", lambda arguments, title: commands.append(arguments) or 0.0)
+    base = tmp_path / "base"
+    (base / "ckpt-2").mkdir(parents=True)
+    (base / "ckpt-2" / "state.json").write_text(json.dumps({"step": 2, "model": {"backbone": "tiny"}}))
+    (base / "latest").write_text("ckpt-2\n")
+    paths, scenes = demo.finetune_paths(tmp_path / "root"), tmp_path / "scenes"
+    config = demo.FINETUNE_PROFILES["smoke"]
+    demo.finetune_train(config, tmp_path / "photos", base, paths, (scenes, 0.5))
+    demo.finetune_train(config, tmp_path / "photos", base, paths)
+    assert f"--rehearsal_data_path={scenes}" in commands[0] and "--rehearsal_share=0.5" in commands[0]
+    assert not [argument for argument in commands[1] if argument.startswith("--rehearsal")]
+    source = demo.FinetuneSource(train=tmp_path / "photos", test=tmp_path / "test")
+    rehearsal = demo.Rehearsal(0.5, lambda: scenes, scenes)
+    demo.split_photos(source, config, paths, rehearsal)
+    marker = json.loads((paths.data / demo.FINETUNE_MARKER).read_text())
+    assert marker["wanted"]["rehearsal"] == {"share": 0.5, "folder": str(scenes.resolve())}
+    assert demo._prepare_finetune_folders(source, config, paths, rehearsal)  # the same choice: kept
+    assert not demo._prepare_finetune_folders(source, config, paths, None)  # another: started over
+    assert not paths.data.exists()
