@@ -182,13 +182,18 @@ def _remove(path: Path, why: str) -> None:
         shutil.rmtree(path)
 
 
+def _read_marker(marker: Path) -> dict | None:
+    """The settings a demo or fine-tune folder's marker file records; None when there is none."""
+    return json.loads(marker.read_text()) if marker.is_file() else None
+
+
 def prepare_folders(config: DemoConfig, paths: DemoPaths, fresh: bool) -> tuple[bool, bool]:
     """Decides what a rerun keeps. Returns (data_ready, training_settings_same)."""
     if fresh:
         for path in (paths.data, paths.checkpoints, paths.outputs):
             _remove(path, "--fresh")
     marker = paths.data / DATA_MARKER
-    previous = json.loads(marker.read_text()) if marker.is_file() else None
+    previous = _read_marker(marker)
     if previous is None and paths.data.exists() and any(paths.data.iterdir()):
         raise DemoError(
             f"{_shown(paths.data)}/ holds files the demo did not write (no {DATA_MARKER}); "
@@ -378,7 +383,7 @@ def rehearsal_scenes(given: Path | None, demo_paths: DemoPaths, config: DemoConf
             raise DemoError(f"--rehearsal_data {given} is not a folder")
         return given
     marker = demo_paths.data / DATA_MARKER
-    previous = json.loads(marker.read_text()) if marker.is_file() else None
+    previous = _read_marker(marker)
     if previous and previous.get("complete") and demo_paths.train.is_dir():
         return demo_paths.train
     if demo_paths.data.exists() and any(demo_paths.data.iterdir()):
@@ -435,7 +440,7 @@ def _prepare_finetune_folders(source: FinetuneSource, config: FinetuneConfig, pa
                               rehearsal: Rehearsal | None = None) -> bool:
     """Keeps a previous split of the same photos with the same settings; returns whether it is ready."""
     marker = paths.data / FINETUNE_MARKER
-    previous = json.loads(marker.read_text()) if marker.is_file() else None
+    previous = _read_marker(marker)
     if previous is None and paths.data.exists() and any(paths.data.iterdir()):
         raise DemoError(f"{_shown(paths.data)}/ holds files the fine-tune did not write (no {FINETUNE_MARKER}); "
                         "move them away or pass another --root")
