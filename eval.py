@@ -65,6 +65,8 @@ class EvalConfig:
     test_scales: str = ""
     # None: postprocess.ZOOM_WHEN_EMPTY at the checkpoint's recorded scale, else 1 (see settle_zoom_when_empty).
     zoom_when_empty: float | None = None
+    # None: on at the checkpoint's recorded scale, else off (see postprocess.settle_flip_test).
+    flip_test: bool | None = None
 
     def __post_init__(self):
         if self.output_format not in OUTPUT_FORMATS:
@@ -81,19 +83,22 @@ class EvalConfig:
             score_map_thresh=self.score_map_thresh, box_thresh=self.box_thresh, nms_thres=self.nms_thres,
             max_side_len=postprocess.settle_max_side_len(self.max_side_len, {}),
             test_scales=postprocess.parse_test_scales(self.test_scales),
-            zoom_when_empty=postprocess.settle_zoom_when_empty(self.zoom_when_empty, True, self.test_scales))
+            zoom_when_empty=postprocess.settle_zoom_when_empty(self.zoom_when_empty, True, self.test_scales),
+            flip_test=postprocess.settle_flip_test(self.flip_test, True, self.test_scales, {}))
 
     def for_model(self, model_info: dict) -> "EvalConfig":
         """This config with max_side_len settled: the given one, else the model's recorded one
         (``model_info["max_side_len"]``, from its checkpoint), else DetectOptions' default."""
-        zoom = postprocess.settle_zoom_when_empty(self.zoom_when_empty, self.max_side_len is not None, self.test_scales)
-        if self.max_side_len is not None:
-            return dataclasses.replace(self, zoom_when_empty=zoom)
+        side_given = self.max_side_len is not None
+        zoom = postprocess.settle_zoom_when_empty(self.zoom_when_empty, side_given, self.test_scales)
+        flip = postprocess.settle_flip_test(self.flip_test, side_given, self.test_scales, model_info)
+        if side_given:
+            return dataclasses.replace(self, zoom_when_empty=zoom, flip_test=flip)
         settled = postprocess.settle_max_side_len(None, model_info)
         if model_info.get("max_side_len") is not None and not self.test_scales:
             log.info("max_side_len %d: the scale the model's training implies (its checkpoint records it); "
                      "--max_side_len overrides it", settled)
-        return dataclasses.replace(self, max_side_len=settled, zoom_when_empty=zoom)
+        return dataclasses.replace(self, max_side_len=settled, zoom_when_empty=zoom, flip_test=flip)
 
 
 @dataclass
@@ -430,6 +435,10 @@ def _define_flags(flags) -> None:
                        "an image with no box is run again with this many times --max_side_len and that run's "
                        "boxes kept; 1: one run (default: %g at the scale the checkpoint records, else 1)"
                        % postprocess.ZOOM_WHEN_EMPTY)
+    flags.DEFINE_boolean("flip_test", None,
+                         "also run each image mirrored left to right and decode the mean of the two score maps "
+                         "(twice the network time; fewer false boxes at a model's own scale); --noflip_test: one "
+                         "pass (default: on at the scale the checkpoint records, else off)")
     flags.DEFINE_integer("batch_size", 1, "images per network call (consecutive images of the same size)")
     flags.DEFINE_boolean("write_images", True, "write an overlay image with the boxes drawn")
     flags.DEFINE_string("gt_path", None, "ground truth (folder or ICDAR zip) to score the detections against")

@@ -7,7 +7,9 @@ decode (score > score_map_thresh, restore RBOX) → locality-aware NMS → mean-
 (``to_output_quads``). With several test scales, each scale's boxes are mapped to original
 pixels and the union is merged by standard NMS before the output step.
 With one scale and ``zoom_when_empty`` > 1, an image that gives no box is run once more at
-that many times the side, and that run's boxes are kept.
+that many times the side, and that run's boxes are kept. With ``flip_test``, every network run also
+sees the image mirrored left to right, and the two score maps are averaged before decoding
+(``average_with_mirrored``); the geometry is the unmirrored run's.
 
 ``DetectOptions`` holds every detection default and validates it once; the CLIs take their
 flag defaults from ``DetectOptions()``. No TensorFlow here: ``predict`` is any batch
@@ -55,6 +57,8 @@ class DetectOptions:
         zoom_when_empty: with one scale, an image with no output box is run again with its longer side
             capped at zoom_when_empty * max_side_len (never above its own size) and that run's boxes are
             kept; 1 = one run (EAST-tf2). Ignored with several test_scales.
+        flip_test: run the network on the mirrored image too and decode the mean of the two score maps
+            (twice the network time); False = one pass (EAST-tf2).
 
     The three thresholds are probabilities or an IoU: any number in the closed range [0, 1] is
     accepted (0 keeps everything, 1 keeps nothing), NaN is refused. Sides are integers >= 32.
@@ -66,6 +70,7 @@ class DetectOptions:
     max_side_len: int = 2400
     test_scales: tuple[int, ...] = ()
     zoom_when_empty: float = 1.0
+    flip_test: bool = False
 
     def __post_init__(self):
         for name in THRESHOLD_NAMES:
@@ -80,6 +85,8 @@ class DetectOptions:
         zoom = self.zoom_when_empty
         if isinstance(zoom, bool) or not isinstance(zoom, (int, float)) or not 1.0 <= zoom < math.inf:
             raise ValueError(f"zoom_when_empty must be a finite number >= 1 (1: one run), got {zoom!r}")
+        if not isinstance(self.flip_test, bool):
+            raise ValueError(f"flip_test must be True or False, got {self.flip_test!r}")
 
     @property
     def scales(self) -> tuple[int, ...]:
@@ -108,6 +115,19 @@ def settle_zoom_when_empty(given: float | None, max_side_len_given: bool, test_s
     if given is not None:
         return float(given)
     return 1.0 if max_side_len_given or test_scales else ZOOM_WHEN_EMPTY
+
+
+def settle_flip_test(given: bool | None, max_side_len_given: bool, test_scales: str | Sequence[int],
+                     model_info: dict) -> bool:
+    """Whether to average with the mirrored image: ``given``, else True where the side is the one the
+    checkpoint records (it records one, and neither max_side_len nor test_scales is given), else False.
+
+    At a model's own scale the mirrored view confirms plates and not the lamps and badges it mistakes
+    for them; away from it, where the scores are weaker, the mean loses plates (bench/bench_quality.py,
+    README "Results")."""
+    if given is not None:
+        return bool(given)
+    return model_info.get("max_side_len") is not None and not max_side_len_given and not test_scales
 
 
 def parse_test_scales(text: str) -> tuple[int, ...]:
@@ -169,6 +189,30 @@ def normalize_image(image) -> np.ndarray:
     what benchmarks feed EAST-tf2's own model.
     """
     return np.asarray(image, dtype=np.float32) * PIXEL_SCALE + PIXEL_OFFSET
+
+
+def average_with_mirrored(score_maps, mirrored_score_maps) -> np.ndarray:
+    """The mean of score maps and those of the same inputs mirrored left to right, on the unmirrored grid.
+
+    Map column k stands for input column x = OUTPUT_STRIDE * k (geometry.py); mirrored, that column is
+    x' = W - 1 - x, which falls between map columns w - 1 - k and w - k of the mirrored run (3/4 of the way
+    for the stride 4). The mirrored map is read there by linear interpolation (the last column repeated
+    past the edge).
+
+    Args:
+        score_maps: (B, h, w, 1) scores of the inputs, w = W / OUTPUT_STRIDE.
+        mirrored_score_maps: (B, h, w, 1) scores of the same inputs with their columns reversed.
+
+    Returns:
+        float32 (B, h, w, 1).
+    """
+    scores = np.asarray(score_maps, np.float32)
+    reversed_maps = np.asarray(mirrored_score_maps, np.float32)[:, :, ::-1]
+    # reversed_maps[:, :, k] is mirrored column w - 1 - k; the next one (w - k) is reversed column k - 1.
+    next_column = np.concatenate([reversed_maps[:, :, :1], reversed_maps[:, :, :-1]], axis=2)
+    fraction = (OUTPUT_STRIDE - 1) / OUTPUT_STRIDE
+    unmirrored = (1.0 - fraction) * reversed_maps + fraction * next_column
+    return (scores + unmirrored) / 2.0
 
 
 def _mean_scores(score_map: np.ndarray, boxes: np.ndarray) -> np.ndarray:
@@ -341,6 +385,15 @@ class Detector:
             seconds[key] = seconds.get(key, 0.0) + value
         return boxes
 
+    def _network(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(score maps, geo maps) of a uint8 (B, H, W, 3) batch; with flip_test, the scores are averaged
+        with those of the mirrored batch (a second network call)."""
+        score_maps, geo_maps = self.predict(batch)
+        if not self.options.flip_test:
+            return score_maps, geo_maps
+        mirrored_scores, _ = self.predict(np.ascontiguousarray(batch[:, :, ::-1]))
+        return average_with_mirrored(score_maps, mirrored_scores), geo_maps
+
     def _run_scale(self, images_rgb: Sequence[np.ndarray], max_side_len: int, seconds: list[dict]) -> list:
         """(boxes in network px, ratios) per image at one scale; consecutive equal sizes share a network call."""
         prepared = []
@@ -355,7 +408,7 @@ class Detector:
             while last < len(prepared) and prepared[last][0].shape == prepared[first][0].shape:
                 last += 1
             start = time.perf_counter()
-            score_maps, geo_maps = self.predict(np.stack([image for image, _ in prepared[first:last]]))
+            score_maps, geo_maps = self._network(np.stack([image for image, _ in prepared[first:last]]))
             share = (time.perf_counter() - start) / (last - first)
             for offset, index in enumerate(range(first, last)):
                 seconds[index]["network"] = seconds[index].get("network", 0.0) + share

@@ -461,6 +461,10 @@ def parse_args(argv: Sequence[str]):
                         help=f"an image with no box is run again with this many times --max_side_len and that "
                              f"run's boxes kept; 1: one run (default: {postprocess.ZOOM_WHEN_EMPTY:g} at the scale "
                              f"a checkpoint records, else 1)")
+    parser.add_argument("--flip_test", dest="flip_test", action="store_true", default=None,
+                        help="also run each image mirrored and decode the mean of the two score maps (twice the "
+                             "network time; default: on at the scale a checkpoint records, else off)")
+    parser.add_argument("--noflip_test", dest="flip_test", action="store_false", help="one pass per image")
     parser.add_argument("--num_threads", type=int, default=None, help="CPU threads for TFLite / onnxruntime")
     return parser.parse_args(argv)
 
@@ -476,12 +480,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             score_map_thresh=args.score_map_thresh, box_thresh=args.box_thresh, nms_thres=args.nms_thres,
             max_side_len=postprocess.settle_max_side_len(args.max_side_len, {}),
             test_scales=postprocess.parse_test_scales(args.test_scales),
-            zoom_when_empty=postprocess.settle_zoom_when_empty(args.zoom_when_empty, True, args.test_scales))
+            zoom_when_empty=postprocess.settle_zoom_when_empty(args.zoom_when_empty, True, args.test_scales),
+            flip_test=postprocess.settle_flip_test(args.flip_test, True, args.test_scales, {}))
         predictor = exported_models.load_predictor(args.model_path, num_threads=args.num_threads)
         detect_options = dataclasses.replace(
             detect_options, max_side_len=postprocess.settle_max_side_len(args.max_side_len, predictor.info),
             zoom_when_empty=postprocess.settle_zoom_when_empty(args.zoom_when_empty, args.max_side_len is not None,
-                                                               args.test_scales))
+                                                               args.test_scales),
+            flip_test=postprocess.settle_flip_test(args.flip_test, args.max_side_len is not None, args.test_scales,
+                                                   predictor.info))
         config = ServeConfig(max_upload_bytes=int(args.max_upload_mb * 2**20),
                              max_pixels=int(args.max_megapixels * 1e6), detect=detect_options)
         app = create_app(predictor, config)

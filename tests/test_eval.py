@@ -217,6 +217,8 @@ def test_eval_cli_with_a_tiny_trained_model(tiny_checkpoint, tmp_path, output_fo
     assert summary["config"]["max_side_len"] == (96 if side_flag else recorded)
     # At the recorded scale an image without a box is looked at again at twice the side; a given side runs once.
     assert summary["config"]["zoom_when_empty"] == (1.0 if side_flag else postprocess.ZOOM_WHEN_EMPTY)
+    # ... and averages with the mirrored image there (flip_test), one pass at a given side.
+    assert summary["config"]["flip_test"] is not bool(side_flag)
 
 
 def test_detector_matches_postprocess_detect_boxes_and_times_each_stage():
@@ -244,7 +246,7 @@ def test_eval_flag_defaults_come_from_detect_options():
     assert config.for_model({"max_side_len": 352}).max_side_len == 352
     assert config.for_model({"max_side_len": None}).max_side_len == config.for_model({}).max_side_len == 2400
     given = east_eval.EvalConfig("a", "b", "c", max_side_len=640)
-    assert given.for_model({"max_side_len": 352}) == dataclasses.replace(given, zoom_when_empty=1.0)
+    assert given.for_model({"max_side_len": 352}) == dataclasses.replace(given, zoom_when_empty=1.0, flip_test=False)
     # zoom_when_empty: 2 at the recorded scale, 1 (one run) with a given side or test scales, else as given.
     assert config.for_model({"max_side_len": 352}).detect_options.zoom_when_empty == postprocess.ZOOM_WHEN_EMPTY == 2.0
     assert east_eval.EvalConfig("a", "b", "c", test_scales="256,512").for_model({}).zoom_when_empty == 1.0
@@ -307,6 +309,68 @@ def test_an_image_without_a_box_is_run_again_at_zoom_when_empty_times_the_side()
     assert len(at_own_size(found_at_128 * 0).quads) == 1 and sides == [(1, 256)]
 
 
+def test_the_mirrored_score_map_is_read_back_on_the_unmirrored_grid():
+    """A network whose score is its input column's value, on a ramp image (column x holds x): map column k
+    reads input column 4k. The mirrored image holds W - 1 - x at x, so its map column j reads W - 1 - 4j;
+    read back at the unmirrored k (between mirrored columns w - 1 - k and w - k, 3/4 of the way), it is
+    again 4k, exactly, except at column 0 (its neighbour lies past the edge: the last column repeats)."""
+    width = 64
+    ramp = np.broadcast_to(np.arange(width, dtype=np.float32), (32, width))[None, :, :, None]
+    scores = ramp[:, ::4, ::4]
+    mirrored_scores = ramp[:, :, ::-1][:, ::4, ::4]
+    np.testing.assert_array_equal(scores[0, 0, :, 0], 4 * np.arange(width // 4))
+    # The mean of a map with its own read-back is the map itself.
+    unmirrored = 2 * postprocess.average_with_mirrored(scores, mirrored_scores) - scores
+    np.testing.assert_allclose(unmirrored[..., 1:, :], scores[..., 1:, :], atol=1e-5)
+    # Column 0 reads the mirrored map's last column alone (input column 3 there is W - 4): 3, not 0.
+    np.testing.assert_allclose(unmirrored[..., 0, 0], 3, atol=1e-5)
+
+
+def test_flip_test_keeps_what_the_mirrored_image_confirms():
+    """A stand-in network that fires on a bright mark wherever it is (it follows the image when mirrored)
+    and also, always, at one fixed place of its input (a response to where, not what: mirrored, it lands
+    elsewhere). One pass: both boxes. With flip_test: the mark's box alone, its scores 1 in both views,
+    while the fixed response averages to 0.5, under the 0.8 threshold; the second call is the mirrored batch."""
+    image = np.zeros((128, 256, 3), np.uint8)
+    mark = np.array([[[24, 32], [104, 32], [104, 64], [24, 64]]], np.float32)
+    fixed = np.array([[[24, 88], [88, 88], [88, 112], [24, 112]]], np.float32)
+    image[32:64, 24:104] = 255
+    batches = []
+
+    def predict(images):
+        batches.append(images.copy())
+        maps = []
+        for each in images:
+            bright = np.argwhere(each[..., 0] > 0)
+            found = np.array([[[bright[:, 1].min(), bright[:, 0].min()], [bright[:, 1].max() + 1, bright[:, 0].min()],
+                               [bright[:, 1].max() + 1, bright[:, 0].max() + 1],
+                               [bright[:, 1].min(), bright[:, 0].max() + 1]]], np.float32)
+            quads = np.concatenate([found, fixed])
+            maps.append(geometry.make_rbox_targets(quads, np.zeros(2, bool), each.shape[:2]))
+        return np.stack([score for score, _, _ in maps]), np.stack([geo for _, geo, _ in maps])
+
+    one_pass = postprocess.Detector(predict, postprocess.DetectOptions(max_side_len=256))(image)
+    assert len(one_pass.quads) == 2 and len(batches) == 1
+    batches.clear()
+    flipped = postprocess.Detector(predict, postprocess.DetectOptions(max_side_len=256, flip_test=True))(image)
+    assert len(batches) == 2
+    np.testing.assert_array_equal(batches[1], batches[0][:, :, ::-1])
+    assert len(flipped.quads) == 1
+    np.testing.assert_allclose(flipped.quads[0], mark[0], atol=4)
+
+
+def test_flip_test_is_on_at_the_recorded_scale_unless_told():
+    recorded = {"max_side_len": 352}
+    assert east_eval.EvalConfig("a", "b", "c").for_model(recorded).detect_options.flip_test is True
+    # A side or test scales given, or a model that records no scale (EAST-tf2's, an export): one pass.
+    assert east_eval.EvalConfig("a", "b", "c", max_side_len=640).for_model(recorded).flip_test is False
+    assert east_eval.EvalConfig("a", "b", "c", test_scales="256,512").for_model(recorded).flip_test is False
+    assert east_eval.EvalConfig("a", "b", "c").for_model({}).flip_test is False
+    assert east_eval.EvalConfig("a", "b", "c", flip_test=False).for_model(recorded).flip_test is False
+    assert east_eval.EvalConfig("a", "b", "c", max_side_len=640, flip_test=True).for_model({}).flip_test is True
+    assert east_eval.EvalConfig("a", "b", "c").detect_options.flip_test is False  # before the model is known
+
+
 def test_eval_counts_the_images_it_looked_at_again(tmp_path):
     """A 256 px photo whose plates the stand-in network finds only above 128 px: at the model's recorded 128,
     eval.py zooms it to 256 and finds both; with --max_side_len 128 given, one run and nothing found."""
@@ -328,7 +392,8 @@ def test_eval_counts_the_images_it_looked_at_again(tmp_path):
 def test_detect_options_validate_once():
     for bad in (dict(score_map_thresh=1.5), dict(box_thresh=-0.1), dict(nms_thres=float("nan")),
                 dict(max_side_len=16), dict(max_side_len=100.0), dict(test_scales=(64, 8)),
-                dict(zoom_when_empty=0.5), dict(zoom_when_empty=float("inf")), dict(zoom_when_empty=True)):
+                dict(zoom_when_empty=0.5), dict(zoom_when_empty=float("inf")), dict(zoom_when_empty=True),
+                dict(flip_test=1), dict(flip_test="yes")):
         with pytest.raises(ValueError, match=next(iter(bad))):
             postprocess.DetectOptions(**bad)
     assert postprocess.DetectOptions(score_map_thresh=0.0, box_thresh=1.0).box_thresh == 1.0  # closed [0, 1]

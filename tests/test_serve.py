@@ -130,6 +130,13 @@ def test_serve_defaults_come_from_detect_options_and_test_scales_merge():
     assert postprocess.settle_zoom_when_empty(None, False, "") == postprocess.ZOOM_WHEN_EMPTY == 2.0
     assert postprocess.settle_zoom_when_empty(None, True, "") == postprocess.settle_zoom_when_empty(None, False, "160,320") == 1.0
     assert postprocess.settle_zoom_when_empty(1.5, True, "") == 1.5
+    # flip_test: on at the scale a checkpoint records, one pass otherwise, else as given.
+    assert args.flip_test is None and serve.parse_args(["--noflip_test"]).flip_test is False
+    assert serve.parse_args(["--flip_test"]).flip_test is True
+    assert postprocess.settle_flip_test(None, False, "", {"max_side_len": 352}) is True
+    assert not postprocess.settle_flip_test(None, False, "", {}) and not postprocess.settle_flip_test(
+        None, True, "", {"max_side_len": 352}) and not postprocess.settle_flip_test(None, False, "160", {"max_side_len": 352})
+    assert postprocess.settle_flip_test(True, True, "", {}) is True
     assert serve.ServeConfig().detect == defaults
     image = np.full((240, 320, 3), 90, np.uint8)
     single = serve.detect(image, rectangle_predictor, defaults)
