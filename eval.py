@@ -477,6 +477,9 @@ def main(argv: Sequence[str]) -> None:
                                               zoom_when_empty=settled["zoom_when_empty"]).zoom_side
         print(f"{summary['images_zoomed']} image(s) with no box at --max_side_len {settled['max_side_len']} got theirs "
               f"from a second look at {zoom_side} (--zoom_when_empty)")
+    if summary["config"]["flip_test"]:
+        print("each image was also run mirrored and the two score maps averaged (--flip_test; --noflip_test: "
+              "one pass, half the network time)")
     if "evaluation" in summary:
         figures = summary["evaluation"]
         print(f"precision {figures['precision']:.3f} recall {figures['recall']:.3f} hmean {figures['hmean']:.3f}; "

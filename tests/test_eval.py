@@ -219,6 +219,7 @@ def test_eval_cli_with_a_tiny_trained_model(tiny_checkpoint, tmp_path, output_fo
     assert summary["config"]["zoom_when_empty"] == (1.0 if side_flag else postprocess.ZOOM_WHEN_EMPTY)
     # ... and averages with the mirrored image there (flip_test), one pass at a given side.
     assert summary["config"]["flip_test"] is not bool(side_flag)
+    assert ("also run mirrored" in done.stdout) is not bool(side_flag)
 
 
 def test_detector_matches_postprocess_detect_boxes_and_times_each_stage():
