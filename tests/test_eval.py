@@ -320,7 +320,7 @@ def test_the_mirrored_score_map_is_read_back_on_the_unmirrored_grid():
     scores = ramp[:, ::4, ::4]
     mirrored_scores = ramp[:, :, ::-1][:, ::4, ::4]
     np.testing.assert_array_equal(scores[0, 0, :, 0], 4 * np.arange(width // 4))
-    # The mean of a map with its own read-back is the map itself.
+    # average_with_mirrored is (scores + read-back) / 2, so the read-back is twice it minus the scores.
     unmirrored = 2 * postprocess.average_with_mirrored(scores, mirrored_scores) - scores
     np.testing.assert_allclose(unmirrored[..., 1:, :], scores[..., 1:, :], atol=1e-5)
     # Column 0 reads the mirrored map's last column alone (input column 3 there is W - 4): 3, not 0.
