@@ -87,18 +87,16 @@ class EvalConfig:
             flip_test=postprocess.settle_flip_test(self.flip_test, True, self.test_scales, {}))
 
     def for_model(self, model_info: dict) -> "EvalConfig":
-        """This config with max_side_len settled: the given one, else the model's recorded one
+        """This config with max_side_len, zoom_when_empty and flip_test settled for the model
+        (postprocess.settle_for_model): max_side_len the given one, else the model's recorded one
         (``model_info["max_side_len"]``, from its checkpoint), else DetectOptions' default."""
-        side_given = self.max_side_len is not None
-        zoom = postprocess.settle_zoom_when_empty(self.zoom_when_empty, side_given, self.test_scales)
-        flip = postprocess.settle_flip_test(self.flip_test, side_given, self.test_scales, model_info)
-        if side_given:
-            return dataclasses.replace(self, zoom_when_empty=zoom, flip_test=flip)
-        settled = postprocess.settle_max_side_len(None, model_info)
-        if model_info.get("max_side_len") is not None and not self.test_scales:
+        settled = postprocess.settle_for_model(self.detect_options, self.max_side_len, self.zoom_when_empty,
+                                               self.flip_test, model_info)
+        if self.max_side_len is None and model_info.get("max_side_len") is not None and not self.test_scales:
             log.info("max_side_len %d: the scale the model's training implies (its checkpoint records it); "
-                     "--max_side_len overrides it", settled)
-        return dataclasses.replace(self, max_side_len=settled, zoom_when_empty=zoom, flip_test=flip)
+                     "--max_side_len overrides it", settled.max_side_len)
+        return dataclasses.replace(self, max_side_len=settled.max_side_len, zoom_when_empty=settled.zoom_when_empty,
+                                   flip_test=settled.flip_test)
 
 
 @dataclass

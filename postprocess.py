@@ -130,6 +130,19 @@ def settle_flip_test(given: bool | None, max_side_len_given: bool, test_scales: 
     return model_info.get("max_side_len") is not None and not max_side_len_given and not test_scales
 
 
+def settle_for_model(options: DetectOptions, max_side_len: int | None, zoom_when_empty: float | None,
+                     flip_test: bool | None, model_info: dict) -> DetectOptions:
+    """``options`` with the settings that depend on the model settled from the given flag values (None:
+    not given) and what the model records (``model_info``, {} before it is loaded): max_side_len,
+    zoom_when_empty and flip_test (settle_max_side_len, settle_zoom_when_empty, settle_flip_test).
+    Thresholds and test_scales are kept."""
+    side_given = max_side_len is not None
+    return dataclasses.replace(
+        options, max_side_len=settle_max_side_len(max_side_len, model_info),
+        zoom_when_empty=settle_zoom_when_empty(zoom_when_empty, side_given, options.test_scales),
+        flip_test=settle_flip_test(flip_test, side_given, options.test_scales, model_info))
+
+
 def parse_test_scales(text: str) -> tuple[int, ...]:
     """``"256,512,1024"`` -> (256, 512, 1024); "" -> ().
 

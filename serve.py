@@ -475,20 +475,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        # Bad values fail here, before the model loads; max_side_len is settled once it has.
-        detect_options = postprocess.DetectOptions(
+        given = postprocess.DetectOptions(
             score_map_thresh=args.score_map_thresh, box_thresh=args.box_thresh, nms_thres=args.nms_thres,
-            max_side_len=postprocess.settle_max_side_len(args.max_side_len, {}),
-            test_scales=postprocess.parse_test_scales(args.test_scales),
-            zoom_when_empty=postprocess.settle_zoom_when_empty(args.zoom_when_empty, True, args.test_scales),
-            flip_test=postprocess.settle_flip_test(args.flip_test, True, args.test_scales, {}))
+            test_scales=postprocess.parse_test_scales(args.test_scales))
+
+        def settled(model_info: dict) -> postprocess.DetectOptions:
+            return postprocess.settle_for_model(given, args.max_side_len, args.zoom_when_empty, args.flip_test,
+                                                model_info)
+
+        settled({})  # bad values fail here, before the model loads; the rest is settled once it has
         predictor = exported_models.load_predictor(args.model_path, num_threads=args.num_threads)
-        detect_options = dataclasses.replace(
-            detect_options, max_side_len=postprocess.settle_max_side_len(args.max_side_len, predictor.info),
-            zoom_when_empty=postprocess.settle_zoom_when_empty(args.zoom_when_empty, args.max_side_len is not None,
-                                                               args.test_scales),
-            flip_test=postprocess.settle_flip_test(args.flip_test, args.max_side_len is not None, args.test_scales,
-                                                   predictor.info))
+        detect_options = settled(predictor.info)
         config = ServeConfig(max_upload_bytes=int(args.max_upload_mb * 2**20),
                              max_pixels=int(args.max_megapixels * 1e6), detect=detect_options)
         app = create_app(predictor, config)

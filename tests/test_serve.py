@@ -137,6 +137,11 @@ def test_serve_defaults_come_from_detect_options_and_test_scales_merge():
     assert not postprocess.settle_flip_test(None, False, "", {}) and not postprocess.settle_flip_test(
         None, True, "", {"max_side_len": 352}) and not postprocess.settle_flip_test(None, False, "160", {"max_side_len": 352})
     assert postprocess.settle_flip_test(True, True, "", {}) is True
+    # serve.py settles all three at once, as eval.py does: the model's scale with both looks, or what is given.
+    recorded = postprocess.settle_for_model(defaults, None, None, None, {"max_side_len": 352})
+    assert (recorded.max_side_len, recorded.zoom_when_empty, recorded.flip_test) == (352, 2.0, True)
+    given = postprocess.settle_for_model(defaults, 640, None, None, {"max_side_len": 352})
+    assert (given.max_side_len, given.zoom_when_empty, given.flip_test) == (640, 1.0, False)
     assert serve.ServeConfig().detect == defaults
     image = np.full((240, 320, 3), 90, np.uint8)
     single = serve.detect(image, rectangle_predictor, defaults)
