@@ -17,8 +17,8 @@ import geometry
 import network_io
 from samples import DataError, Sample, inspect_image
 
-__all__ = ["AugmentConfig", "MAX_DRAWS_PER_SLOT", "implied_max_side_len", "make_example", "training_view_sides",
-           "try_example", "write_rgb"]
+__all__ = ["AugmentConfig", "MAX_DRAWS_PER_SLOT", "implied_max_side_len", "jitter_colors", "make_example",
+           "training_view_sides", "try_example", "write_rgb"]
 
 # EAST-tf2's crop_area gives up after this many random tries.
 CROP_MAX_TRIES = 50
@@ -59,6 +59,8 @@ class AugmentConfig:
         drawn size is the chosen box's height (geometry.text_heights: its shorter pair of opposite
         edges), so plates of every aspect (a 2:1 US plate, a 4.7:1 EU one) are taught at the same
         character sizes. At most one of the two ranges is set.
+    color_jitter: 0 (EAST-tf2: pixels as decoded) or the strength s in (0, 1) of a random
+        brightness, contrast, saturation and colour cast of each crop (see ``jitter_colors``).
     """
 
     input_size: int = 512
@@ -70,6 +72,7 @@ class AugmentConfig:
     min_text_size: int = 10
     text_width_range: tuple[float, float] | None = None
     text_height_range: tuple[float, float] | None = None
+    color_jitter: float = 0.0
 
     def __post_init__(self):
         if self.input_size <= 0 or self.input_size % network_io.OUTPUT_STRIDE:
@@ -79,6 +82,8 @@ class AugmentConfig:
         if not self.random_scale or min(self.random_scale) <= 0.1:
             raise ValueError(f"random_scale must be scales above 0.1, got {self.random_scale}")
         check_text_size_ranges(self.text_width_range, self.text_height_range)
+        if not 0.0 <= self.color_jitter < 1.0:
+            raise ValueError(f"color_jitter must be in [0, 1), got {self.color_jitter}")
 
     @property
     def scales_by_text_size(self) -> bool:
@@ -307,8 +312,30 @@ def _read_image(image_path: str, image_hw, total_scale: float) -> tuple[np.ndarr
     return image, 1
 
 
-def _render(image_path: str, image_hw, plan: _CropPlan, input_size: int) -> np.ndarray:
-    """The augmented image, uint8 BGR (S, S, 3): one decode and one affine warp of the crop region only."""
+def jitter_colors(image_bgr: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
+    """A photometric variant of uint8 BGR (h, w, 3) pixels, as a new uint8 array of that shape.
+
+    Brightness, contrast (towards the image's mean grey: haze, a washed-out sensor) and
+    saturation (towards each pixel's grey) are each scaled by a factor drawn uniformly in
+    [1 - strength, 1 + strength] (torchvision's ColorJitter(s, s, s), as SakuraRiven/EAST trains
+    with); then each channel gets a gain in [1 - strength / 2, 1 + strength / 2] (a colour cast,
+    white balance). Four rng.uniform draws; strength 0 returns the pixels unchanged.
+    """
+    low, high = 1.0 - strength, 1.0 + strength
+    brightness, contrast, saturation = rng.uniform(low, high, 3)
+    cast = rng.uniform(1.0 - strength / 2, 1.0 + strength / 2, 3).astype(np.float32)
+    pixels = image_bgr.astype(np.float32) * np.float32(brightness)
+    grey = pixels @ np.array([0.114, 0.587, 0.299], np.float32)  # BT.601 luma of B, G, R
+    pixels = grey.mean() + (pixels - grey.mean()) * np.float32(contrast)
+    grey = grey.mean() + (grey - grey.mean()) * np.float32(contrast)
+    pixels = grey[..., None] + (pixels - grey[..., None]) * np.float32(saturation)
+    return np.clip(pixels * cast + 0.5, 0, 255).astype(np.uint8)
+
+
+def _render(image_path: str, image_hw, plan: _CropPlan, input_size: int,
+            jitter: tuple[np.random.Generator, float] | None = None) -> np.ndarray:
+    """The augmented image, uint8 BGR (S, S, 3): one decode and one affine warp of the crop region only;
+    ``jitter`` = (rng, strength) recolours that region (``jitter_colors``), never the black padding."""
     ratio = input_size / plan.side
     scale_x, scale_y = plan.scale_xy[0] * ratio, plan.scale_xy[1] * ratio
     xmin, ymin, xmax, ymax = plan.crop_box
@@ -324,8 +351,9 @@ def _render(image_path: str, image_hw, plan: _CropPlan, input_size: int) -> np.n
     warp = np.array([[scale_x * factor, 0.0, offset_x - x0], [0.0, scale_y * factor, offset_y - y0]])
     canvas = np.zeros((input_size, input_size, 3), dtype=np.uint8)
     if x1 > x0 and y1 > y0:
-        canvas[y0:y1, x0:x1] = cv2.warpAffine(image, warp, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
-                                              borderMode=cv2.BORDER_REPLICATE)
+        region = cv2.warpAffine(image, warp, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
+                                borderMode=cv2.BORDER_REPLICATE)
+        canvas[y0:y1, x0:x1] = jitter_colors(region, *jitter) if jitter else region
     return canvas
 
 
@@ -352,7 +380,8 @@ def try_example(sample: Sample, rng: np.random.Generator, config: AugmentConfig)
     quads = ((sample.quads[plan.selected].astype(np.float64) * plan.scale_xy - crop_origin + plan.shift_xy)
              * ratio).astype(np.float32)
     dont_care = sample.dont_care[plan.selected]
-    image_bgr = _render(sample.image_path, image_hw, plan, size)
+    image_bgr = _render(sample.image_path, image_hw, plan, size,
+                        jitter=(rng, config.color_jitter) if config.color_jitter else None)
     if len(quads):
         score_map, geo_map, training_mask = geometry.make_rbox_targets(
             quads, dont_care, (size, size), min_text_size=config.min_text_size)

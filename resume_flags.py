@@ -9,8 +9,8 @@ records them).
 
 - ``CHECKED``: refused unless --allow_flag_change: the learning-rate schedule
   (init_learning_rate, lr_decay_steps, lr_decay_rate), seed (weights init, data order),
-  batch_size, bn_momentum, the augmentation sizes (what the targets look like) and rehearsal_share
-  (which rehearsal images join the data).
+  batch_size, bn_momentum, the augmentation sizes (what the targets look like), rehearsal_share
+  (which rehearsal images join the data) and color_jitter (what the pixels look like).
 - ``input_size`` and ``backbone`` define the network and are always refused
   (``checkpoints.check_model_config``); there is no override.
 - Everything else may change freely: max_steps (extend a run), save_checkpoint_steps,
@@ -26,8 +26,11 @@ from checkpoints import CheckpointError
 
 CHECKED = ("init_learning_rate", "lr_decay_steps", "lr_decay_rate", "seed", "batch_size", "bn_momentum",
            "max_image_large_side", "max_text_size", "min_text_size", "min_crop_side_ratio", "text_width_range",
-           "text_height_range", "rehearsal_share")
+           "text_height_range", "rehearsal_share", "color_jitter")
 STATE_KEY = "flags"
+# CHECKED flags added after checkpoints began recording flags: a record without one was trained
+# at this value (the flag's default), so a resume that sets another value is a change.
+ADDED_LATER = {"color_jitter": 0.0}
 
 
 class FlagChangeError(CheckpointError):
@@ -46,8 +49,11 @@ def recorded(config) -> dict:
 
 def _saved_flags(state: dict) -> dict:
     """The recorded flags of a checkpoint state; states written before this module hold only
-    seed and batch_size at the top level, and only those are compared."""
+    seed and batch_size at the top level, and only those are compared; a record that lacks an
+    ``ADDED_LATER`` flag was trained at its default."""
     saved = dict(state.get(STATE_KEY) or {})
+    if saved:
+        saved = {**ADDED_LATER, **saved}
     for name in ("seed", "batch_size"):
         if name not in saved and name in state:
             saved[name] = state[name]

@@ -65,7 +65,9 @@ class TrainConfig:
     allow_empty (train on data without any box to learn from: background-only fine-tuning),
     rehearsal_data_path/rehearsal_share (a second folder, e.g. the synthetic scenes a base model learned
     from, mixed into a fine-tune as that share of the training images so the model keeps what it knew;
-    "" = none, see data_preprocessor.rehearsal_subset).
+    "" = none, see data_preprocessor.rehearsal_subset),
+    color_jitter (strength of a random brightness, contrast, saturation and colour cast of each crop,
+    see augmentation.jitter_colors; 0 = none).
     """
 
     input_size: int = 512
@@ -105,6 +107,7 @@ class TrainConfig:
     allow_empty: bool = False
     rehearsal_data_path: str = ""
     rehearsal_share: float = 0.5
+    color_jitter: float = 0.0
 
     def __post_init__(self):
         if self.geometry not in GEOMETRIES:
@@ -121,6 +124,8 @@ class TrainConfig:
             raise ValueError(f"bn_momentum must be in [0, 1), got {self.bn_momentum}")
         if not 0.0 <= self.rehearsal_share < 1.0:
             raise ValueError(f"rehearsal_share must be in [0, 1), got {self.rehearsal_share}")
+        if not 0.0 <= self.color_jitter < 1.0:
+            raise ValueError(f"color_jitter must be in [0, 1), got {self.color_jitter}")
         if self.init_learning_rate <= 0:
             raise ValueError(f"init_learning_rate must be positive, got {self.init_learning_rate}")
         from augmentation import check_text_size_ranges
@@ -357,7 +362,7 @@ def augment_config(config: TrainConfig):
         input_size=config.input_size, min_crop_side_ratio=config.min_crop_side_ratio,
         max_image_large_side=config.max_image_large_side, max_text_size=config.max_text_size,
         min_text_size=config.min_text_size, text_width_range=config.text_width_range,
-        text_height_range=config.text_height_range)
+        text_height_range=config.text_height_range, color_jitter=config.color_jitter)
 
 
 def _check_resume(config: TrainConfig, report: Callable[[str], None]):
@@ -742,6 +747,9 @@ def _define_added_flags(flags, defaults: "TrainConfig") -> None:
     flags.DEFINE_float("rehearsal_share", defaults.rehearsal_share,
                        "share of the training images drawn from --rehearsal_data_path, in [0, 1) (0.5: as many "
                        "as --training_data_path has, at most all of them)")
+    flags.DEFINE_float("color_jitter", defaults.color_jitter,
+                       "strength s in [0, 1) of a random brightness, contrast and saturation (each x[1-s, 1+s]) "
+                       "and colour cast (each channel x[1-s/2, 1+s/2]) of every training crop; 0 = none (EAST-tf2)")
     flags.DEFINE_boolean("allow_empty", defaults.allow_empty,
                          "train even when the data holds no box to learn from (background-only fine-tuning); "
                          "without it such data stops the run before the first step")

@@ -234,3 +234,46 @@ def test_implied_max_side_len_is_the_median_side_training_shows_text_at():
     dont_care = dataclasses.replace(_plate_sample(50), dont_care=np.ones(1, bool))
     assert augmentation.implied_max_side_len([dont_care], config) is None
     assert augmentation.implied_max_side_len([_plate_sample(50, image_hw=None)], config) is None
+
+
+class _Draws:
+    """A stand-in rng whose uniform() returns given arrays in turn (jitter_colors draws twice)."""
+
+    def __init__(self, *draws):
+        self.draws = list(draws)
+
+    def uniform(self, low, high, size):
+        value = np.asarray(self.draws.pop(0), np.float64)
+        assert value.shape == (size,) and np.all((low <= value) & (value <= high))
+        return value
+
+
+def test_jitter_colors_hand_computed():
+    image = np.array([[[0, 0, 0], [100, 200, 50]]], np.uint8)  # BGR; luma of the second 143.75
+    # Contrast 0.5 pulls both pixels halfway to the mean luma 71.875: (35.94,) * 3 and
+    # (85.94, 135.94, 60.94), lumas 35.94 and 107.81; saturation 0.5 then pulls each halfway to its luma.
+    halfway = augmentation.jitter_colors(image, _Draws([1.0, 0.5, 0.5], [1.0, 1.0, 1.0]), 0.5)
+    np.testing.assert_array_equal(halfway, [[[36, 36, 36], [97, 122, 84]]])  # 96.88, 121.88, 84.38 rounded
+    # Brightness 1.2, full contrast and saturation, then a cast halving blue (strength 0.9: gains 0.55..1.45).
+    cast = augmentation.jitter_colors(image, _Draws([1.2, 1.0, 1.0], [0.6, 1.0, 1.4]), 0.9)
+    np.testing.assert_array_equal(cast, [[[0, 0, 0], [72, 240, 84]]])  # 120*0.6, 240, 60*1.4
+    assert augmentation.jitter_colors(image, np.random.default_rng(0), 0.0).tolist() == image.tolist()
+
+
+def test_color_jitter_recolours_the_crop_never_its_labels_or_padding(tmp_path):
+    sample = marked_scene(tmp_path)
+    plain_config = augmentation.AugmentConfig(input_size=512, random_scale=(0.5,))  # padded crops
+    jittered_config = dataclasses.replace(plain_config, color_jitter=0.4)
+    changed = 0
+    for seed in range(6):
+        plain = augmentation.make_example(sample, np.random.default_rng(seed), plain_config)
+        jittered = augmentation.make_example(sample, np.random.default_rng(seed), jittered_config)
+        for key in ("score_map", "geo_map", "training_mask", "quads"):
+            np.testing.assert_array_equal(plain[key], jittered[key])  # the same crop: jitter draws come last
+        padding_rows = ~plain["image"].any(axis=(1, 2))
+        assert padding_rows.any()
+        assert not jittered["image"][padding_rows].any()  # EAST-tf2's black padding stays black
+        changed += not np.array_equal(plain["image"], jittered["image"])
+    assert changed == 6
+    with pytest.raises(ValueError, match="color_jitter"):
+        augmentation.AugmentConfig(color_jitter=1.0)
