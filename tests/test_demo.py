@@ -233,6 +233,7 @@ def test_rehearsal_reaches_train_py_and_the_fine_tune_marker(tmp_path, monkeypat
     demo.finetune_train(config, tmp_path / "photos", base, paths)
     assert f"--rehearsal_data_path={scenes}" in commands[0] and "--rehearsal_share=0.5" in commands[0]
     assert not [argument for argument in commands[1] if argument.startswith("--rehearsal")]
+    assert "--color_jitter=0.4" in commands[1]  # the fine-tune does not learn one camera's colours
     source = demo.FinetuneSource(train=tmp_path / "photos", test=tmp_path / "test")
     rehearsal = demo.Rehearsal(0.5, lambda: scenes, scenes)
     demo.split_photos(source, config, paths, rehearsal)
