@@ -319,7 +319,7 @@ def jitter_colors(image_bgr: np.ndarray, rng: np.random.Generator, strength: flo
     saturation (towards each pixel's grey) are each scaled by a factor drawn uniformly in
     [1 - strength, 1 + strength] (torchvision's ColorJitter(s, s, s), as SakuraRiven/EAST trains
     with); then each channel gets a gain in [1 - strength / 2, 1 + strength / 2] (a colour cast,
-    white balance). Four rng.uniform draws; strength 0 returns the pixels unchanged.
+    white balance). Two rng.uniform calls of 3 values each; strength 0 returns the pixels unchanged.
     """
     low, high = 1.0 - strength, 1.0 + strength
     brightness, contrast, saturation = rng.uniform(low, high, 3)

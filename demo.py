@@ -326,9 +326,9 @@ class FinetuneConfig:
     min_crop_side_ratio: float = 0.1
     nb_workers: int = 1
     bn_momentum: float = 0.9
-    # A fine-tune on one camera's photos learns its look: plates_ro's tinted, washed-out dashcam frames
-    # fine-tuned with it found 19/44 of plates_dev's test photos (7 without), 84/107 at home (79);
-    # two seeds on plates_dev: 41 and 42/44 at home (40, 39), 32 and 34/107 on plates_ro (37, 20).
+    # Without it a fine-tune on one camera's photos learns their look. bench_quality, defaults: at home
+    # 40 -> 42/44 (plates_dev) and 79 -> 81/107 (plates_ro); on the other country 7 -> 10/44 and
+    # 37 -> 55/107 (README "Results", with the scratch runs of other seeds).
     color_jitter: float = 0.4
     seed: int = 0
     split_ratio: float = 0.8
