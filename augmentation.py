@@ -326,8 +326,9 @@ def jitter_colors(image_bgr: np.ndarray, rng: np.random.Generator, strength: flo
     cast = rng.uniform(1.0 - strength / 2, 1.0 + strength / 2, 3).astype(np.float32)
     pixels = image_bgr.astype(np.float32) * np.float32(brightness)
     grey = pixels @ np.array([0.114, 0.587, 0.299], np.float32)  # BT.601 luma of B, G, R
-    pixels = grey.mean() + (pixels - grey.mean()) * np.float32(contrast)
-    grey = grey.mean() + (grey - grey.mean()) * np.float32(contrast)
+    mean_grey = grey.mean()
+    pixels = mean_grey + (pixels - mean_grey) * np.float32(contrast)
+    grey = mean_grey + (grey - mean_grey) * np.float32(contrast)
     pixels = grey[..., None] + (pixels - grey[..., None]) * np.float32(saturation)
     return np.clip(pixels * cast + 0.5, 0, 255).astype(np.uint8)
 
