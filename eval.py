@@ -54,6 +54,7 @@ class EvalConfig:
     output_dir: str
     score_map_thresh: float = DETECT_DEFAULTS.score_map_thresh
     box_thresh: float = DETECT_DEFAULTS.box_thresh
+    core_thresh: float = DETECT_DEFAULTS.core_thresh
     nms_thres: float = DETECT_DEFAULTS.nms_thres
     # None: the scale the model's checkpoint records (train.py), else DetectOptions' (EAST-tf2's 2400).
     max_side_len: int | None = None
@@ -81,6 +82,7 @@ class EvalConfig:
         max_side_len None stands for DetectOptions' default here (see ``for_model``)."""
         return postprocess.DetectOptions(
             score_map_thresh=self.score_map_thresh, box_thresh=self.box_thresh, nms_thres=self.nms_thres,
+            core_thresh=self.core_thresh,
             max_side_len=postprocess.settle_max_side_len(self.max_side_len, {}),
             test_scales=postprocess.parse_test_scales(self.test_scales),
             zoom_when_empty=postprocess.settle_zoom_when_empty(self.zoom_when_empty, True, self.test_scales),
@@ -422,6 +424,10 @@ def _define_flags(flags) -> None:
                        "score-map threshold for text pixels, in [0, 1]")
     flags.DEFINE_float("box_thresh", DETECT_DEFAULTS.box_thresh,
                        "drop boxes whose mean score inside is at or below this, in [0, 1]")
+    flags.DEFINE_float("core_thresh", DETECT_DEFAULTS.core_thresh,
+                       "drop boxes whose core (the box shrunk as training shrinks text) scores at or below this on "
+                       "average, in [0, 1]; 0: off, as in EAST-tf2 (%g suits a model trained on synthetic plates "
+                       "only, see README)" % postprocess.SYNTHETIC_ONLY_CORE_THRESH)
     flags.DEFINE_float("nms_thres", DETECT_DEFAULTS.nms_thres, "IoU threshold of the locality-aware NMS, in [0, 1]")
     flags.DEFINE_integer("max_side_len", DETECT_DEFAULTS.max_side_len,
                          "longest image side fed to the network (px); when not given, the scale a checkpoint "
@@ -475,6 +481,9 @@ def main(argv: Sequence[str]) -> None:
                                               zoom_when_empty=settled["zoom_when_empty"]).zoom_side
         print(f"{summary['images_zoomed']} image(s) with no box at --max_side_len {settled['max_side_len']} got theirs "
               f"from a second look at {zoom_side} (--zoom_when_empty)")
+    if summary["config"]["core_thresh"]:
+        print(f"boxes whose core scored {summary['config']['core_thresh']:g} or less on average were dropped "
+              "(--core_thresh; 0: keep them, as EAST-tf2 does)")
     if summary["config"]["flip_test"]:
         print("each image was also run mirrored and the two score maps averaged (--flip_test; --noflip_test: "
               "one pass, half the network time)")

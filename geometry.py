@@ -372,6 +372,29 @@ def _rasterize(quad_in_map: np.ndarray, map_hw: tuple[int, int]):
     return slice(low[1], high[1] + 1), slice(low[0], high[0] + 1), mask
 
 
+def core_mean_scores(score_map, quads) -> np.ndarray:
+    """Mean score over each quad's core: the map pixels make_rbox_targets marks as its text (the quad
+    shrunk by thin_text_shrink_ratios), so a perfect score map gives 1 whatever the quad's size and aspect.
+
+    Args:
+      score_map: (h, w) scores at 1/OUTPUT_STRIDE of the input.
+      quads: (N, 4, 2) input px.
+
+    Returns:
+      float32 (N,); 0 for a quad whose core holds no map pixel.
+    """
+    score_map = np.asarray(score_map, np.float32)
+    array, _ = _as_quads(quads)
+    cores = shrink_quads(array, thin_text_shrink_ratios(array)).astype(np.float64) / OUTPUT_STRIDE
+    means = np.zeros(len(array), np.float32)
+    for index, core in enumerate(cores):
+        window = _rasterize(core, score_map.shape)
+        if window is not None and window[2].any():
+            rows, cols, mask = window
+            means[index] = score_map[rows, cols][mask].mean()
+    return means
+
+
 def make_rbox_targets(
     quads,
     dont_care,

@@ -26,7 +26,8 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
-from geometry import MIN_QUAD_AREA, decode_rbox, order_clockwise_from_top_left, polygon_signed_area
+from geometry import (MIN_QUAD_AREA, core_mean_scores, decode_rbox, order_clockwise_from_top_left,
+                      polygon_signed_area)
 from locality_aware_nms import nms_locality, standard_nms
 from network_io import OUTPUT_STRIDE, PIXEL_OFFSET, PIXEL_SCALE, SIZE_MULTIPLE
 
@@ -34,11 +35,14 @@ log = logging.getLogger(__name__)
 
 # EAST-tf2 drops boxes whose first or last edge is under 5 px "to avoid submitting errors".
 MIN_BOX_SIDE = 5
-THRESHOLD_NAMES = ("score_map_thresh", "box_thresh", "nms_thres")
+THRESHOLD_NAMES = ("score_map_thresh", "box_thresh", "core_thresh", "nms_thres")
 # eval.py's and serve.py's zoom_when_empty at the scale a checkpoint records: a photo with no box there is
 # looked at again at twice the side, where text too small for the network (under the smallest heights its
 # training showed) comes into range. bench/bench_quality.py measures it (the "defaults" rows).
 ZOOM_WHEN_EMPTY = 2.0
+# The core_thresh that suits a model trained on synthetic plates only, at the scale its checkpoint records: it
+# scores real lamps, badges and signs high enough to pass EAST-tf2's filters (README "Results", "--core_thresh").
+SYNTHETIC_ONLY_CORE_THRESH = 0.75
 
 # uint8 (B, H, W, 3) RGB pixels -> (score_map (B, h, w, 1), geo_map (B, h, w, 5)), numpy float32
 Predictor = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -51,6 +55,9 @@ class DetectOptions:
     Attributes:
         score_map_thresh: score-map pixels above it become candidate boxes.
         box_thresh: boxes whose mean score inside is at or below it are dropped.
+        core_thresh: boxes whose mean score over their core is at or below it are dropped; the core is the
+            box shrunk as training shrinks text (geometry.core_mean_scores), where a perfect score map is 1
+            whatever the box's size and aspect. 0 keeps them all (EAST-tf2).
         nms_thres: IoU threshold of the locality-aware NMS (and of the multi-scale merge).
         max_side_len: cap on the longer side fed to the network, px.
         test_scales: max_side_len values to run and merge; empty = (max_side_len,).
@@ -60,12 +67,13 @@ class DetectOptions:
         flip_test: run the network on the mirrored image too and decode the mean of the two score maps
             (twice the network time); False = one pass (EAST-tf2).
 
-    The three thresholds are probabilities or an IoU: any number in the closed range [0, 1] is
+    The four thresholds are probabilities or an IoU: any number in the closed range [0, 1] is
     accepted (0 keeps everything, 1 keeps nothing), NaN is refused. Sides are integers >= 32.
     """
 
     score_map_thresh: float = 0.8
     box_thresh: float = 0.1
+    core_thresh: float = 0.0
     nms_thres: float = 0.2
     max_side_len: int = 2400
     test_scales: tuple[int, ...] = ()
@@ -257,6 +265,7 @@ def detect_boxes(
     *,
     score_map_thresh: float = DetectOptions().score_map_thresh,
     box_thresh: float = DetectOptions().box_thresh,
+    core_thresh: float = DetectOptions().core_thresh,
     nms_thres: float = DetectOptions().nms_thres,
     timings: dict | None = None,
 ) -> np.ndarray:
@@ -264,7 +273,8 @@ def detect_boxes(
 
     Steps: ``decode_rbox`` (pixels with score > score_map_thresh), locality-aware
     NMS (IoU nms_thres), then each box's score becomes the mean score-map value
-    inside it and boxes whose mean is <= box_thresh are dropped.
+    inside it and boxes whose mean is <= box_thresh are dropped; with core_thresh > 0,
+    so are boxes whose core scores <= core_thresh on average (``geometry.core_mean_scores``).
 
     Args:
       score_map: (h, w) or (h, w, 1) scores.
@@ -288,6 +298,8 @@ def detect_boxes(
         boxes = boxes.copy()
         boxes[:, 8] = _mean_scores(score_map, boxes)
         boxes = boxes[boxes[:, 8] > box_thresh]
+        if core_thresh > 0 and len(boxes):
+            boxes = boxes[core_mean_scores(score_map, boxes[:, :8].reshape(-1, 4, 2)) > core_thresh]
     if timings is not None:
         timings["decode"] = decoded - start
         timings["nms"] = time.perf_counter() - decoded
@@ -393,7 +405,8 @@ class Detector:
     def _boxes(self, score_map, geo_map, seconds: dict) -> np.ndarray:
         timings: dict[str, float] = {}
         boxes = detect_boxes(score_map, geo_map, score_map_thresh=self.options.score_map_thresh,
-                             box_thresh=self.options.box_thresh, nms_thres=self.options.nms_thres, timings=timings)
+                             box_thresh=self.options.box_thresh, core_thresh=self.options.core_thresh,
+                             nms_thres=self.options.nms_thres, timings=timings)
         for key, value in timings.items():
             seconds[key] = seconds.get(key, 0.0) + value
         return boxes

@@ -10,7 +10,7 @@ threshold slider, and downloads the results as JSON or ICDAR 2015 txt.
 API (JSON in, JSON out; errors are ``{"error": message}`` with a 4xx status):
     GET  /api/info                      model format and upload limits
     POST /api/detect                    multipart field ``image``; optional query or form
-                                        fields score_map_thresh, box_thresh, nms_thres
+                                        fields score_map_thresh, box_thresh, core_thresh, nms_thres
                                         (each in [0, 1], postprocess.DetectOptions)
 
 Uploads are checked before decoding: size (``--max_upload_mb``), type (JPEG, PNG,
@@ -454,6 +454,9 @@ def parse_args(argv: Sequence[str]):
                              f"else {defaults.max_side_len})")
     parser.add_argument("--score_map_thresh", type=float, default=defaults.score_map_thresh)
     parser.add_argument("--box_thresh", type=float, default=defaults.box_thresh)
+    parser.add_argument("--core_thresh", type=float, default=defaults.core_thresh,
+                        help="drop boxes whose core (the box shrunk as training shrinks text) scores at or below "
+                             "this on average; 0: off, as in EAST-tf2")
     parser.add_argument("--nms_thres", type=float, default=defaults.nms_thres)
     parser.add_argument("--test_scales", default="",
                         help="comma-separated max_side_len values run and merged by NMS (default: --max_side_len)")
@@ -477,7 +480,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         given = postprocess.DetectOptions(
             score_map_thresh=args.score_map_thresh, box_thresh=args.box_thresh, nms_thres=args.nms_thres,
-            test_scales=postprocess.parse_test_scales(args.test_scales))
+            core_thresh=args.core_thresh, test_scales=postprocess.parse_test_scales(args.test_scales))
 
         def settled(model_info: dict) -> postprocess.DetectOptions:
             return postprocess.settle_for_model(given, args.max_side_len, args.zoom_when_empty, args.flip_test,

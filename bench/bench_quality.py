@@ -72,6 +72,7 @@ sys.path.insert(0, str(REPO_ROOT))
 import demo  # noqa: E402  (its settings are the one source of the demo and fine-tune figures)
 import data_preprocessor  # noqa: E402
 import icdar  # noqa: E402
+import postprocess  # noqa: E402
 
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 DEFAULT_WORK_DIR = REPO_ROOT / "data" / "bench_quality"  # git-ignored
@@ -92,6 +93,7 @@ def eval_settings() -> dict[str, dict]:
     demo_config, finetune_config = demo.PROFILES["full"], demo.FINETUNE_PROFILES["full"]
     settings = {str(n): {"max_side_len": n} for n in MAX_SIDE_LENS}
     settings["defaults"] = {}
+    settings["core"] = {"core_thresh": postprocess.SYNTHETIC_ONLY_CORE_THRESH}  # the defaults plus the core filter
     for name, config in (("demo", demo_config), ("finetune", finetune_config)):
         # A setting left None is eval.py's own (max_side_len: the scale the checkpoint records).
         settings[name] = {key: getattr(config, key) for key in ("max_side_len", "score_map_thresh", "box_thresh",
@@ -472,7 +474,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="splits, trained models and eval outputs (the cache); outside the inputs")
     parser.add_argument("--settings", default=",".join(eval_settings()),
                         help="comma-separated eval settings: 256, 512, 1024 (--max_side_len), defaults (eval.py's), "
-                             "demo (the demo's eval flags), finetune (the fine-tune command's)")
+                             "core (the defaults with --core_thresh), demo (the demo's eval flags), finetune (the "
+                             "fine-tune command's)")
     parser.add_argument("--rehearsal_share", type=float, default=0.0,
                         help="also fine-tune with the demo's scenes as this share of the training images "
                              "(model 'rehearsal'); 0 = not")

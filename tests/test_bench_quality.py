@@ -8,6 +8,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import bench_quality  # noqa: E402
 import demo  # noqa: E402
+import postprocess  # noqa: E402
 
 
 def _box(x0, y0, x1, y1):
@@ -41,6 +42,8 @@ def test_a_missed_plate_outranks_a_partial_one():
 def test_settings_come_from_demo_and_the_peer_row_they_are_compared_with():
     settings = bench_quality.eval_settings()
     assert settings["defaults"] == {}
+    assert settings["core"] == {"core_thresh": postprocess.SYNTHETIC_ONLY_CORE_THRESH} and bench_quality.peer_setting(
+        "core") == "defaults"
     assert settings["demo"]["max_side_len"] == demo.PROFILES["full"].max_side_len
     # The fine-tune runs at the scale its checkpoint records: no --max_side_len.
     assert demo.FINETUNE_PROFILES["full"].max_side_len is None and "max_side_len" not in settings["finetune"]

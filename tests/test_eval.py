@@ -220,6 +220,7 @@ def test_eval_cli_with_a_tiny_trained_model(tiny_checkpoint, tmp_path, output_fo
     # ... and averages with the mirrored image there (flip_test), one pass at a given side.
     assert summary["config"]["flip_test"] is not bool(side_flag)
     assert ("also run mirrored" in done.stdout) is not bool(side_flag)
+    assert summary["config"]["core_thresh"] == 0.0 and "--core_thresh" not in done.stdout  # off unless given
 
 
 def test_detector_matches_postprocess_detect_boxes_and_times_each_stage():
@@ -240,8 +241,8 @@ def test_eval_flag_defaults_come_from_detect_options():
     defaults = postprocess.DetectOptions()
     config = east_eval.EvalConfig("a", "b", "c")
     assert config.detect_options == defaults
-    assert (config.score_map_thresh, config.box_thresh, config.nms_thres) == (
-        defaults.score_map_thresh, defaults.box_thresh, defaults.nms_thres)
+    assert (config.score_map_thresh, config.box_thresh, config.core_thresh, config.nms_thres) == (
+        defaults.score_map_thresh, defaults.box_thresh, defaults.core_thresh, defaults.nms_thres)
     # max_side_len not given: the model's recorded scale, else DetectOptions' (EAST-tf2's 2400).
     assert config.max_side_len is None
     assert config.for_model({"max_side_len": 352}).max_side_len == 352

@@ -349,6 +349,24 @@ def test_detect_boxes_scores_by_mean_and_drops_weak_boxes():
         assert max(iou(quad, found) for found in original) > 0.98
 
 
+def test_core_thresh_scores_the_shrunk_box_whatever_its_aspect():
+    """A perfect map scores 1 over each box's core, so core_thresh keeps a square and a 5:1 box alike, where
+    the mean over the whole box (box_thresh) differs from box to box; a box whose core is half empty goes."""
+    quads = np.stack([rotated_rectangle((100, 100), 64, 64, 0), rotated_rectangle((300, 100), 160, 32, 0),
+                      rotated_rectangle((250, 350), 160, 80, 20)])
+    score_map, geo_map, _ = make_rbox_targets(quads, [False] * 3, IMAGE_HW)
+    boxes = detect_boxes(score_map, geo_map)
+    assert len(boxes) == 3 and boxes[:, 8].max() - boxes[:, 8].min() > 0.1 and boxes[:, 8].max() < 0.3
+    np.testing.assert_allclose(geometry.core_mean_scores(score_map[..., 0], boxes[:, :8].reshape(-1, 4, 2)), 1.0)
+    assert len(detect_boxes(score_map, geo_map, core_thresh=0.99)) == 3
+    half = score_map.copy()
+    half[:, 300 // 4:] = 0  # the 5:1 box keeps the left half of its core, the others are untouched
+    kept = detect_boxes(half, geo_map)
+    assert len(kept) == 3 and len(detect_boxes(half, geo_map, core_thresh=0.6)) == 2
+    survivors = detect_boxes(half, geo_map, core_thresh=0.6)[:, :8].reshape(-1, 4, 2).mean(axis=1)
+    assert not np.any(np.linalg.norm(survivors - [300, 100], axis=1) < 40)
+
+
 def test_resize_for_inference_and_normalize():
     image = np.full((37, 1000, 3), 255, np.uint8)
     resized, (ratio_h, ratio_w) = resize_for_inference(image, max_side_len=640)

@@ -111,6 +111,7 @@ def test_threshold_parameter(client):
     response = post_image(client, data, score_map_thresh="abc")
     assert response.status_code == 400 and "score_map_thresh" in response.get_json()["error"]
     assert post_image(client, data, box_thresh=1.5).status_code == 400
+    assert post_image(client, data, core_thresh=1.5).status_code == 400
 
 
 def test_serve_defaults_come_from_detect_options_and_test_scales_merge():
@@ -118,8 +119,9 @@ def test_serve_defaults_come_from_detect_options_and_test_scales_merge():
 
     args = serve.parse_args([])
     defaults = postprocess.DetectOptions()
-    assert (args.score_map_thresh, args.box_thresh, args.nms_thres) == (
-        defaults.score_map_thresh, defaults.box_thresh, defaults.nms_thres)
+    assert (args.score_map_thresh, args.box_thresh, args.core_thresh, args.nms_thres) == (
+        defaults.score_map_thresh, defaults.box_thresh, defaults.core_thresh, defaults.nms_thres)
+    assert defaults.core_thresh == 0.0  # off, as in EAST-tf2
     # max_side_len: the one given, else the checkpoint's recorded scale, else DetectOptions' default.
     assert args.max_side_len is None
     assert postprocess.settle_max_side_len(None, {}) == defaults.max_side_len == 2400
