@@ -372,9 +372,15 @@ def _rasterize(quad_in_map: np.ndarray, map_hw: tuple[int, int]):
     return slice(low[1], high[1] + 1), slice(low[0], high[0] + 1), mask
 
 
+def text_cores(quads: np.ndarray, shrink_ratio: float = SHRINK_RATIO) -> np.ndarray:
+    """float64 (N, 4, 2) input px: each (N, 4, 2) quad shrunk to the part make_rbox_targets marks as
+    text (shrink_quads at thin_text_shrink_ratios)."""
+    return shrink_quads(quads, thin_text_shrink_ratios(quads, shrink_ratio)).astype(np.float64)
+
+
 def core_mean_scores(score_map, quads) -> np.ndarray:
-    """Mean score over each quad's core: the map pixels make_rbox_targets marks as its text (the quad
-    shrunk by thin_text_shrink_ratios), so a perfect score map gives 1 whatever the quad's size and aspect.
+    """Mean score over each quad's core: the map pixels make_rbox_targets marks as its text
+    (``text_cores``), so a perfect score map gives 1 whatever the quad's size and aspect.
 
     Args:
       score_map: (h, w) scores at 1/OUTPUT_STRIDE of the input.
@@ -385,7 +391,7 @@ def core_mean_scores(score_map, quads) -> np.ndarray:
     """
     score_map = np.asarray(score_map, np.float32)
     array, _ = _as_quads(quads)
-    cores = shrink_quads(array, thin_text_shrink_ratios(array)).astype(np.float64) / OUTPUT_STRIDE
+    cores = text_cores(array) / OUTPUT_STRIDE
     means = np.zeros(len(array), np.float32)
     for index, core in enumerate(cores):
         window = _rasterize(core, score_map.shape)
@@ -475,7 +481,7 @@ def _rasterize_targets(quads, dont_care, map_hw, min_text_size, shrink_ratio):
     if not len(quads):
         return quad_index, in_text, ignored
     shortest_edges = _edge_lengths(quads).min(axis=1)
-    shrunk = shrink_quads(quads, _thin_text_ratios(shortest_edges, shrink_ratio)).astype(np.float64)
+    shrunk = text_cores(quads, shrink_ratio)
     masked_out = (shortest_edges < min_text_size) | dont_care
     for index in range(len(quads)):
         window = _rasterize(quads[index] / OUTPUT_STRIDE, map_hw)
