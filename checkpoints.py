@@ -463,6 +463,13 @@ def recorded_max_side_len(state: dict) -> int | None:
     return int(value) if usable else None
 
 
+def recorded_core_thresh(state: dict) -> float | None:
+    """The eval core_thresh a checkpoint's state records (train.py --eval_core_thresh), or None."""
+    value = (state.get("inference") or {}).get("core_thresh")
+    usable = isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value <= 1.0
+    return float(value) if usable else None
+
+
 def load_model_for_inference(model_path: str | os.PathLike) -> tuple[keras.Model, dict]:
     """Build the network a checkpoint was trained with and load its weights (no download).
 
@@ -473,8 +480,9 @@ def load_model_for_inference(model_path: str | os.PathLike) -> tuple[keras.Model
     Returns:
         (model, info): the ``build_east`` model with outputs [score_map, geo_map], and
         info = {checkpoint: str, step: int, input_size: int, backbone: str, distance_scale: int,
-        pixel_convention: str, max_side_len: int or None}; max_side_len is the eval scale the
-        training data and augmentation imply (train.py records it; None in older checkpoints).
+        pixel_convention: str, max_side_len: int or None, core_thresh: float or None}; max_side_len is
+        the eval scale the training data and augmentation imply, core_thresh the box filter its training
+        run chose (train.py records both; None in older checkpoints).
 
     Raises:
         CheckpointError: nothing usable at model_path.
@@ -487,5 +495,6 @@ def load_model_for_inference(model_path: str | os.PathLike) -> tuple[keras.Model
     _load_weights(network, checkpoint / WEIGHTS_FILE)
     info = {"checkpoint": str(checkpoint), "step": int(state["step"]),
             "input_size": int(model_config["input_size"]), "backbone": model_config["backbone"],
-            **network_options(state), "max_side_len": recorded_max_side_len(state)}
+            **network_options(state), "max_side_len": recorded_max_side_len(state),
+            "core_thresh": recorded_core_thresh(state)}
     return network, info

@@ -94,6 +94,10 @@ class DemoConfig:
     # BatchNorm keeps moving statistics for inference with momentum 0.997-0.999: they need thousands
     # of steps to forget their initial values. A short run from scratch must let them move faster.
     bn_momentum: float = 0.9
+    # Recorded in the checkpoint as the --core_thresh eval.py and serve.py use with this model: a model of
+    # synthetic plates alone scores real lamps, badges and signs high enough to pass EAST-tf2's filters, and
+    # the core filter drops most of them (README "Results", "--core_thresh"). A fine-tune records 0 (off).
+    eval_core_thresh: float = postprocess.SYNTHETIC_ONLY_CORE_THRESH
     # Evaluation (eval.py). The scenes are 640x480 with plates 3-60 % of the width: at 512 px the smallest
     # are ~15 px wide, inside what the model trained on. Measured on 100 fresh scenes (seed 7) with the
     # 1000-step model: hmean 0.404 at 512 px, 0.373 at 640 (threshold 0.8).
@@ -115,7 +119,7 @@ class DemoConfig:
     def train_settings(self) -> dict:
         names = ("backbone", "input_size", "batch_size", "max_steps", "init_learning_rate", "lr_decay_steps",
                  "lr_decay_rate", "save_checkpoint_steps", "text_width_range", "min_text_size",
-                 "min_crop_side_ratio", "bn_momentum")
+                 "min_crop_side_ratio", "bn_momentum", "eval_core_thresh")
         return {name: getattr(self, name) for name in names}
 
 
@@ -248,7 +252,7 @@ def train(config: DemoConfig, paths: DemoPaths) -> float:
          f"--save_checkpoint_steps={config.save_checkpoint_steps}", f"--nb_workers={config.nb_workers}",
          f"--min_crop_side_ratio={config.min_crop_side_ratio}", f"--bn_momentum={config.bn_momentum}",
          f"--text_width_range={config.text_width_range}", f"--min_text_size={config.min_text_size}",
-         f"--seed={config.seed}"],
+         f"--eval_core_thresh={config.eval_core_thresh:g}", f"--seed={config.seed}"],
         f"3/4 train EAST ({config.backbone} backbone from scratch; rerunning resumes from the last checkpoint)")
 
 

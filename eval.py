@@ -54,7 +54,8 @@ class EvalConfig:
     output_dir: str
     score_map_thresh: float = DETECT_DEFAULTS.score_map_thresh
     box_thresh: float = DETECT_DEFAULTS.box_thresh
-    core_thresh: float = DETECT_DEFAULTS.core_thresh
+    # None: the one the model's checkpoint records (train.py --eval_core_thresh), else DetectOptions' (0, off).
+    core_thresh: float | None = None
     nms_thres: float = DETECT_DEFAULTS.nms_thres
     # None: the scale the model's checkpoint records (train.py), else DetectOptions' (EAST-tf2's 2400).
     max_side_len: int | None = None
@@ -82,23 +83,26 @@ class EvalConfig:
         max_side_len None stands for DetectOptions' default here (see ``for_model``)."""
         return postprocess.DetectOptions(
             score_map_thresh=self.score_map_thresh, box_thresh=self.box_thresh, nms_thres=self.nms_thres,
-            core_thresh=self.core_thresh,
+            core_thresh=postprocess.settle_core_thresh(self.core_thresh, {}),
             max_side_len=postprocess.settle_max_side_len(self.max_side_len, {}),
             test_scales=postprocess.parse_test_scales(self.test_scales),
             zoom_when_empty=postprocess.settle_zoom_when_empty(self.zoom_when_empty, True, self.test_scales),
             flip_test=postprocess.settle_flip_test(self.flip_test, True, self.test_scales, {}))
 
     def for_model(self, model_info: dict) -> "EvalConfig":
-        """This config with max_side_len, zoom_when_empty and flip_test settled for the model
-        (postprocess.settle_for_model): max_side_len the given one, else the model's recorded one
-        (``model_info["max_side_len"]``, from its checkpoint), else DetectOptions' default."""
+        """This config with max_side_len, zoom_when_empty, flip_test and core_thresh settled for the model
+        (postprocess.settle_for_model): max_side_len and core_thresh the given ones, else the model's
+        recorded ones (``model_info``, from its checkpoint), else DetectOptions' defaults."""
         settled = postprocess.settle_for_model(self.detect_options, self.max_side_len, self.zoom_when_empty,
-                                               self.flip_test, model_info)
+                                               self.flip_test, self.core_thresh, model_info)
         if self.max_side_len is None and model_info.get("max_side_len") is not None and not self.test_scales:
             log.info("max_side_len %d: the scale the model's training implies (its checkpoint records it); "
                      "--max_side_len overrides it", settled.max_side_len)
+        if self.core_thresh is None and settled.core_thresh:
+            log.info("core_thresh %g: the one the model's checkpoint records (train.py --eval_core_thresh); "
+                     "--core_thresh overrides it", settled.core_thresh)
         return dataclasses.replace(self, max_side_len=settled.max_side_len, zoom_when_empty=settled.zoom_when_empty,
-                                   flip_test=settled.flip_test)
+                                   flip_test=settled.flip_test, core_thresh=settled.core_thresh)
 
 
 @dataclass
@@ -426,8 +430,9 @@ def _define_flags(flags) -> None:
                        "drop boxes whose mean score inside is at or below this, in [0, 1]")
     flags.DEFINE_float("core_thresh", DETECT_DEFAULTS.core_thresh,
                        "drop boxes whose core (the box shrunk as training shrinks text) scores at or below this on "
-                       "average, in [0, 1]; 0: off, as in EAST-tf2 (%g suits a model trained on synthetic plates "
-                       "only, see README)" % postprocess.SYNTHETIC_ONLY_CORE_THRESH)
+                       "average, in [0, 1]; 0: off, as in EAST-tf2. When not given, the one a checkpoint records "
+                       "(train.py --eval_core_thresh; make demo's records %g), else this default"
+                       % postprocess.SYNTHETIC_ONLY_CORE_THRESH)
     flags.DEFINE_float("nms_thres", DETECT_DEFAULTS.nms_thres, "IoU threshold of the locality-aware NMS, in [0, 1]")
     flags.DEFINE_integer("max_side_len", DETECT_DEFAULTS.max_side_len,
                          "longest image side fed to the network (px); when not given, the scale a checkpoint "
@@ -465,6 +470,8 @@ def main(argv: Sequence[str]) -> None:
         values = {field.name: flag_values[field.name].value for field in dataclasses.fields(EvalConfig)}
         if not flag_values["max_side_len"].present:
             values["max_side_len"] = None  # the checkpoint's recorded scale, else the flag's default
+        if not flag_values["core_thresh"].present:
+            values["core_thresh"] = None  # the checkpoint's recorded one, else the flag's default
         config = EvalConfig(**values)
         summary = run_evaluation(config)
     except (ValueError, OSError) as error:

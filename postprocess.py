@@ -42,6 +42,7 @@ THRESHOLD_NAMES = ("score_map_thresh", "box_thresh", "core_thresh", "nms_thres")
 ZOOM_WHEN_EMPTY = 2.0
 # The core_thresh that suits a model trained on synthetic plates only, at the scale its checkpoint records: it
 # scores real lamps, badges and signs high enough to pass EAST-tf2's filters (README "Results", "--core_thresh").
+# ``make demo`` records it in its checkpoint (train.py --eval_core_thresh), so eval.py and serve.py use it there.
 SYNTHETIC_ONLY_CORE_THRESH = 0.75
 
 # uint8 (B, H, W, 3) RGB pixels -> (score_map (B, h, w, 1), geo_map (B, h, w, 5)), numpy float32
@@ -116,6 +117,16 @@ def settle_max_side_len(given: int | None, model_info: dict) -> int:
     return int(model_info.get("max_side_len") or DetectOptions.max_side_len)
 
 
+def settle_core_thresh(given: float | None, model_info: dict) -> float:
+    """The core_thresh to run a model with: ``given``, else the one its checkpoint records
+    (``model_info["core_thresh"]``: train.py's --eval_core_thresh, which ``make demo`` sets for its
+    synthetic-only model), else DetectOptions' default (0: off, EAST-tf2)."""
+    if given is not None:
+        return float(given)
+    recorded = model_info.get("core_thresh")
+    return float(recorded) if recorded is not None else DetectOptions.core_thresh
+
+
 def settle_zoom_when_empty(given: float | None, max_side_len_given: bool, test_scales: str | Sequence[int]) -> float:
     """The zoom_when_empty to run with: ``given``, else ZOOM_WHEN_EMPTY where the side is the one the
     checkpoint records (neither max_side_len nor test_scales given), else 1.0 (one run per image, as an
@@ -139,14 +150,15 @@ def settle_flip_test(given: bool | None, max_side_len_given: bool, test_scales: 
 
 
 def settle_for_model(options: DetectOptions, max_side_len: int | None, zoom_when_empty: float | None,
-                     flip_test: bool | None, model_info: dict) -> DetectOptions:
+                     flip_test: bool | None, core_thresh: float | None, model_info: dict) -> DetectOptions:
     """``options`` with the settings that depend on the model settled from the given flag values (None:
     not given) and what the model records (``model_info``, {} before it is loaded): max_side_len,
-    zoom_when_empty and flip_test (settle_max_side_len, settle_zoom_when_empty, settle_flip_test).
-    Thresholds and test_scales are kept."""
+    zoom_when_empty, flip_test and core_thresh (settle_max_side_len, settle_zoom_when_empty,
+    settle_flip_test, settle_core_thresh). The other thresholds and test_scales are kept."""
     side_given = max_side_len is not None
     return dataclasses.replace(
         options, max_side_len=settle_max_side_len(max_side_len, model_info),
+        core_thresh=settle_core_thresh(core_thresh, model_info),
         zoom_when_empty=settle_zoom_when_empty(zoom_when_empty, side_given, options.test_scales),
         flip_test=settle_flip_test(flip_test, side_given, options.test_scales, model_info))
 

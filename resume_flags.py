@@ -16,7 +16,8 @@ records them).
 - Everything else may change freely: max_steps (extend a run), save_checkpoint_steps,
   log_steps, max_to_keep, nb_workers, gpu_list, progress, training_data_path and rehearsal_data_path
   (the same data may sit elsewhere on another machine), annotation_format, strict, skip_unannotated, allow_empty,
-  pretrained_model_path (ignored on resume), mixed_precision, suppress_warnings_and_error_messages.
+  pretrained_model_path (ignored on resume), mixed_precision, suppress_warnings_and_error_messages,
+  eval_core_thresh (an eval setting the next checkpoint records, not a training one).
 """
 from __future__ import annotations
 

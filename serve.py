@@ -454,9 +454,10 @@ def parse_args(argv: Sequence[str]):
                              f"else {defaults.max_side_len})")
     parser.add_argument("--score_map_thresh", type=float, default=defaults.score_map_thresh)
     parser.add_argument("--box_thresh", type=float, default=defaults.box_thresh)
-    parser.add_argument("--core_thresh", type=float, default=defaults.core_thresh,
-                        help="drop boxes whose core (the box shrunk as training shrinks text) scores at or below "
-                             "this on average; 0: off, as in EAST-tf2")
+    parser.add_argument("--core_thresh", type=float, default=None,
+                        help=f"drop boxes whose core (the box shrunk as training shrinks text) scores at or below "
+                             f"this on average; 0: off, as in EAST-tf2 (default: the one a checkpoint records, "
+                             f"else {defaults.core_thresh:g})")
     parser.add_argument("--nms_thres", type=float, default=defaults.nms_thres)
     parser.add_argument("--test_scales", default="",
                         help="comma-separated max_side_len values run and merged by NMS (default: --max_side_len)")
@@ -480,11 +481,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         given = postprocess.DetectOptions(
             score_map_thresh=args.score_map_thresh, box_thresh=args.box_thresh, nms_thres=args.nms_thres,
-            core_thresh=args.core_thresh, test_scales=postprocess.parse_test_scales(args.test_scales))
+            test_scales=postprocess.parse_test_scales(args.test_scales))
 
         def settled(model_info: dict) -> postprocess.DetectOptions:
             return postprocess.settle_for_model(given, args.max_side_len, args.zoom_when_empty, args.flip_test,
-                                                model_info)
+                                                args.core_thresh, model_info)
 
         settled({})  # bad values fail here, before the model loads; the rest is settled once it has
         predictor = exported_models.load_predictor(args.model_path, num_threads=args.num_threads)

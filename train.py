@@ -67,7 +67,10 @@ class TrainConfig:
     from, mixed into a fine-tune as that share of the training images so the model keeps what it knew;
     "" = none, see data_preprocessor.rehearsal_subset),
     color_jitter (strength of a random brightness, contrast, saturation and colour cast of each crop,
-    see augmentation.jitter_colors; 0 = none).
+    see augmentation.jitter_colors; 0 = none),
+    eval_core_thresh (the --core_thresh eval.py and serve.py use with this run's checkpoints when not
+    given one; recorded in each checkpoint beside the eval scale; 0 = off, EAST-tf2; not inherited from
+    --pretrained_model_path).
     """
 
     input_size: int = 512
@@ -108,6 +111,7 @@ class TrainConfig:
     rehearsal_data_path: str = ""
     rehearsal_share: float = 0.5
     color_jitter: float = 0.0
+    eval_core_thresh: float = 0.0
 
     def __post_init__(self):
         if self.geometry not in GEOMETRIES:
@@ -126,6 +130,8 @@ class TrainConfig:
             raise ValueError(f"rehearsal_share must be in [0, 1), got {self.rehearsal_share}")
         if not 0.0 <= self.color_jitter < 1.0:
             raise ValueError(f"color_jitter must be in [0, 1), got {self.color_jitter}")
+        if not 0.0 <= self.eval_core_thresh <= 1.0:
+            raise ValueError(f"eval_core_thresh must be in [0, 1], got {self.eval_core_thresh}")
         if self.init_learning_rate <= 0:
             raise ValueError(f"init_learning_rate must be positive, got {self.init_learning_rate}")
         from augmentation import check_text_size_ranges
@@ -622,7 +628,7 @@ def _log_and_save(setup: TrainingSetup, runner, logger: TrainLogger, logs: dict,
         runner.sync()
         state = {"seed": config.seed, "batch_size": config.batch_size, "model": config.model_config,
                  "flags": resume_flags.recorded(config), "data_position": {"seed": config.seed, "next_step": step},
-                 "inference": {"max_side_len": setup.eval_max_side_len}}
+                 "inference": {"max_side_len": setup.eval_max_side_len, "core_thresh": config.eval_core_thresh}}
         saved = checkpoints.save_checkpoint(logger.folder, step, setup.network, setup.trainer.optimizer, state,
                                             max_to_keep=config.max_to_keep)
         if setup.placement is not None and not setup.placement.is_chief:
@@ -703,6 +709,7 @@ def define_flags() -> None:
 
 def _define_added_flags(flags, defaults: "TrainConfig") -> None:
     """The flags this project adds to EAST-tf2's (defaults from ``defaults``)."""
+    import postprocess
     from annotation_loaders import format_choices
 
     flags.DEFINE_string("annotation_format", defaults.annotation_format,
@@ -750,6 +757,10 @@ def _define_added_flags(flags, defaults: "TrainConfig") -> None:
     flags.DEFINE_float("color_jitter", defaults.color_jitter,
                        "strength s in [0, 1) of a random brightness, contrast and saturation (each x[1-s, 1+s]) "
                        "and colour cast (each channel x[1-s/2, 1+s/2]) of every training crop; 0 = none (EAST-tf2)")
+    flags.DEFINE_float("eval_core_thresh", defaults.eval_core_thresh,
+                       "the --core_thresh eval.py and serve.py use with this model when they are not given one, "
+                       "recorded in every checkpoint; 0: off (EAST-tf2). make demo sets %g for its synthetic-only "
+                       "model (README, \"--core_thresh\")" % postprocess.SYNTHETIC_ONLY_CORE_THRESH)
     flags.DEFINE_boolean("allow_empty", defaults.allow_empty,
                          "train even when the data holds no box to learn from (background-only fine-tuning); "
                          "without it such data stops the run before the first step")

@@ -32,7 +32,8 @@ what a user gets:
                   pip install onnxruntime pyclipper shapely PyYAML six Pillow tqdm
 
 Each model is scored by ``eval.py --gt_path`` (ICDAR 2015 Task 4.1, summary.json) at
-``--max_side_len`` 256, 512, 1024, at eval.py's defaults, at the demo's eval settings and at the
+``--max_side_len`` 256, 512, 1024, at eval.py's defaults (the scale and the --core_thresh the checkpoint
+records), with --core_thresh 0.75 and 0 (``core``, ``nocore``), at the demo's eval settings and at the
 fine-tune command's. The peer's quads are written as result files and scored by ``icdar.py
 evaluate``, the same scorer; its image size is set the same way (longest side = N; "defaults" is
 RapidOCR's own: shortest side 736). ``ours / peer`` is the ratio of images all correct at the same
@@ -94,6 +95,7 @@ def eval_settings() -> dict[str, dict]:
     settings = {str(n): {"max_side_len": n} for n in MAX_SIDE_LENS}
     settings["defaults"] = {}
     settings["core"] = {"core_thresh": postprocess.SYNTHETIC_ONLY_CORE_THRESH}  # the defaults plus the core filter
+    settings["nocore"] = {"core_thresh": 0.0}  # the defaults with EAST-tf2's filters only, whatever the model records
     for name, config in (("demo", demo_config), ("finetune", finetune_config)):
         # A setting left None is eval.py's own (max_side_len: the scale the checkpoint records).
         settings[name] = {key: getattr(config, key) for key in ("max_side_len", "score_map_thresh", "box_thresh",
@@ -474,8 +476,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="splits, trained models and eval outputs (the cache); outside the inputs")
     parser.add_argument("--settings", default=",".join(eval_settings()),
                         help="comma-separated eval settings: 256, 512, 1024 (--max_side_len), defaults (eval.py's), "
-                             "core (the defaults with --core_thresh), demo (the demo's eval flags), finetune (the "
-                             "fine-tune command's)")
+                             "core (the defaults with --core_thresh %g), nocore (the defaults with --core_thresh 0, "
+                             "EAST-tf2's filters only), demo (the demo's eval flags), finetune (the fine-tune "
+                             "command's)" % postprocess.SYNTHETIC_ONLY_CORE_THRESH)
     parser.add_argument("--rehearsal_share", type=float, default=0.0,
                         help="also fine-tune with the demo's scenes as this share of the training images "
                              "(model 'rehearsal'); 0 = not")

@@ -241,14 +241,21 @@ def test_eval_flag_defaults_come_from_detect_options():
     defaults = postprocess.DetectOptions()
     config = east_eval.EvalConfig("a", "b", "c")
     assert config.detect_options == defaults
-    assert (config.score_map_thresh, config.box_thresh, config.core_thresh, config.nms_thres) == (
-        defaults.score_map_thresh, defaults.box_thresh, defaults.core_thresh, defaults.nms_thres)
+    assert (config.score_map_thresh, config.box_thresh, config.nms_thres) == (
+        defaults.score_map_thresh, defaults.box_thresh, defaults.nms_thres)
+    # core_thresh not given: the model's recorded one (train.py --eval_core_thresh), else off (EAST-tf2).
+    assert config.core_thresh is None and config.detect_options.core_thresh == defaults.core_thresh == 0.0
+    assert config.for_model({"core_thresh": 0.75}).core_thresh == 0.75
+    assert config.for_model({"core_thresh": 0.75}).detect_options.core_thresh == 0.75
+    assert config.for_model({"core_thresh": None}).core_thresh == config.for_model({}).core_thresh == 0.0
+    assert east_eval.EvalConfig("a", "b", "c", core_thresh=0.0).for_model({"core_thresh": 0.75}).core_thresh == 0.0
     # max_side_len not given: the model's recorded scale, else DetectOptions' (EAST-tf2's 2400).
     assert config.max_side_len is None
     assert config.for_model({"max_side_len": 352}).max_side_len == 352
     assert config.for_model({"max_side_len": None}).max_side_len == config.for_model({}).max_side_len == 2400
     given = east_eval.EvalConfig("a", "b", "c", max_side_len=640)
-    assert given.for_model({"max_side_len": 352}) == dataclasses.replace(given, zoom_when_empty=1.0, flip_test=False)
+    assert given.for_model({"max_side_len": 352}) == dataclasses.replace(given, zoom_when_empty=1.0, flip_test=False,
+                                                                         core_thresh=0.0)
     # zoom_when_empty: 2 at the recorded scale, 1 (one run) with a given side or test scales, else as given.
     assert config.for_model({"max_side_len": 352}).detect_options.zoom_when_empty == postprocess.ZOOM_WHEN_EMPTY == 2.0
     assert east_eval.EvalConfig("a", "b", "c", test_scales="256,512").for_model({}).zoom_when_empty == 1.0

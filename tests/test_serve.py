@@ -119,9 +119,14 @@ def test_serve_defaults_come_from_detect_options_and_test_scales_merge():
 
     args = serve.parse_args([])
     defaults = postprocess.DetectOptions()
-    assert (args.score_map_thresh, args.box_thresh, args.core_thresh, args.nms_thres) == (
-        defaults.score_map_thresh, defaults.box_thresh, defaults.core_thresh, defaults.nms_thres)
-    assert defaults.core_thresh == 0.0  # off, as in EAST-tf2
+    assert (args.score_map_thresh, args.box_thresh, args.nms_thres) == (
+        defaults.score_map_thresh, defaults.box_thresh, defaults.nms_thres)
+    # core_thresh: the one given, else the checkpoint's recorded one, else off, as in EAST-tf2.
+    assert args.core_thresh is None and serve.parse_args(["--core_thresh=0.5"]).core_thresh == 0.5
+    assert postprocess.settle_core_thresh(None, {}) == defaults.core_thresh == 0.0
+    assert postprocess.settle_core_thresh(None, {"core_thresh": None}) == 0.0
+    assert postprocess.settle_core_thresh(None, {"core_thresh": 0.75}) == 0.75
+    assert postprocess.settle_core_thresh(0.0, {"core_thresh": 0.75}) == 0.0
     # max_side_len: the one given, else the checkpoint's recorded scale, else DetectOptions' default.
     assert args.max_side_len is None
     assert postprocess.settle_max_side_len(None, {}) == defaults.max_side_len == 2400
@@ -139,11 +144,14 @@ def test_serve_defaults_come_from_detect_options_and_test_scales_merge():
     assert not postprocess.settle_flip_test(None, False, "", {}) and not postprocess.settle_flip_test(
         None, True, "", {"max_side_len": 352}) and not postprocess.settle_flip_test(None, False, "160", {"max_side_len": 352})
     assert postprocess.settle_flip_test(True, True, "", {}) is True
-    # serve.py settles all three at once, as eval.py does: the model's scale with both looks, or what is given.
-    recorded = postprocess.settle_for_model(defaults, None, None, None, {"max_side_len": 352})
-    assert (recorded.max_side_len, recorded.zoom_when_empty, recorded.flip_test) == (352, 2.0, True)
-    given = postprocess.settle_for_model(defaults, 640, None, None, {"max_side_len": 352})
-    assert (given.max_side_len, given.zoom_when_empty, given.flip_test) == (640, 1.0, False)
+    # serve.py settles all four at once, as eval.py does: the model's scale with both looks and its
+    # recorded core filter, or what is given.
+    model_info = {"max_side_len": 352, "core_thresh": 0.75}
+    recorded = postprocess.settle_for_model(defaults, None, None, None, None, model_info)
+    assert (recorded.max_side_len, recorded.zoom_when_empty, recorded.flip_test, recorded.core_thresh) == (
+        352, 2.0, True, 0.75)
+    given = postprocess.settle_for_model(defaults, 640, None, None, 0.0, model_info)
+    assert (given.max_side_len, given.zoom_when_empty, given.flip_test, given.core_thresh) == (640, 1.0, False, 0.0)
     assert serve.ServeConfig().detect == defaults
     image = np.full((240, 320, 3), 90, np.uint8)
     single = serve.detect(image, rectangle_predictor, defaults)

@@ -67,21 +67,23 @@ def test_overfits_two_images(tiny_trained_run):
                                                 train.augment_config(config))
     assert info == {"checkpoint": str(run / "ckpt-60"), "step": 60, "input_size": 64,
                     "backbone": "tiny", "distance_scale": network_io.DISTANCE_SCALE,
-                    "pixel_convention": "unit_range", "max_side_len": implied}
+                    "pixel_convention": "unit_range", "max_side_len": implied, "core_thresh": 0.0}
 
 
 @pytest.mark.slow
 def test_resume_after_sigkill_matches_uninterrupted_run(tiny_trained_run, tmp_path):
     """train.py's CLI with the shared run's settings, SIGKILLed after its step-3 checkpoint and rerun
     to step 20: every logged value and the step-20 weights equal the uninterrupted shared run's.
-    (Fine-tuning from a checkpoint: test_train_flags.py.)"""
+    --eval_core_thresh is an eval setting: it does not change the training, may change on resume, and
+    the checkpoints record the latest value. (Fine-tuning from a checkpoint: test_train_flags.py.)"""
     resumed, straight = tmp_path / "resumed", tiny_trained_run["run"]
     flags = ("--max_steps=20", "--save_checkpoint_steps=3", "--init_learning_rate=0.001")
-    killed = _run_cli(kill_after_step_cli(_cli(tiny_trained_run["data"], resumed, *flags), 3),
+    killed = _run_cli(kill_after_step_cli(_cli(tiny_trained_run["data"], resumed, *flags, "--eval_core_thresh=0.3"), 3),
                       {"PYTHONPATH": str(REPO_ROOT)})
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     assert (resumed / "latest").read_text().strip() == "ckpt-3"
-    again = _run_cli(_cli(tiny_trained_run["data"], resumed, *flags))
+    assert checkpoints.load_model_for_inference(str(resumed))[1]["core_thresh"] == 0.3
+    again = _run_cli(_cli(tiny_trained_run["data"], resumed, *flags, "--eval_core_thresh=0.4"))
     assert again.returncode == 0, again.stderr[-3000:]
     assert "resumed from step 3" in again.stdout
     assert "taking over the lock of a stopped run" in again.stdout and "no longer exists" in again.stdout
@@ -92,6 +94,7 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tiny_trained_run, tmp_pa
             assert float(rows_resumed[step][column]) == pytest.approx(float(rows_straight[step][column]), rel=1e-5)
     for a, b in zip(_weights(straight / "ckpt-20"), _weights(resumed / "ckpt-20")):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    assert checkpoints.load_model_for_inference(str(resumed))[1]["core_thresh"] == 0.4
 
 
 SAVE_SCRIPT = """
@@ -214,6 +217,8 @@ def test_config_validation():
         train.TrainConfig(geometry="QUAD")
     with pytest.raises(ValueError, match="batch_size must be positive"):
         train.TrainConfig(batch_size=0)
+    with pytest.raises(ValueError, match="eval_core_thresh must be in"):
+        train.TrainConfig(eval_core_thresh=1.5)
     # The config is frozen, and replace() validates again: no path to an invalid config.
     with pytest.raises(dataclasses.FrozenInstanceError):
         train.TrainConfig().batch_size = 0
