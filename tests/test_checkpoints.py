@@ -37,11 +37,17 @@ def test_state_records_the_network_config(trained_64):
     state = checkpoints.read_state(checkpoints.latest_checkpoint(trained_64["run"]))
     assert state["model"] == {"input_size": 64, "backbone": "tiny",
                               "distance_scale": network_io.DISTANCE_SCALE, "pixel_convention": "unit_range"}
-    # The eval scale the run's data and augmentation imply, for eval.py and serve.py.
+    # The eval scale the run's data and augmentation imply, and its --eval_core_thresh, for eval.py and serve.py.
     samples = data_preprocessor.load_dataset(trained_64["data"]).samples
     implied = augmentation.implied_max_side_len(samples, train.augment_config(trained_64["config"]))
-    assert state["inference"] == {"max_side_len": implied} and implied % 32 == 0
-    assert checkpoints.load_model_for_inference(trained_64["run"])[1]["max_side_len"] == implied
+    assert state["inference"] == {"max_side_len": implied, "core_thresh": 0.0} and implied % 32 == 0
+    info = checkpoints.load_model_for_inference(trained_64["run"])[1]
+    assert (info["max_side_len"], info["core_thresh"]) == (implied, 0.0)
+    # A record that is missing or out of range reads as none: eval.py then falls back to its default (off).
+    assert checkpoints.recorded_core_thresh({}) is None
+    assert checkpoints.recorded_core_thresh({"inference": {"core_thresh": 1.5}}) is None
+    assert checkpoints.recorded_core_thresh({"inference": {"core_thresh": True}}) is None
+    assert checkpoints.recorded_core_thresh({"inference": {"core_thresh": 0.75}}) == 0.75
 
 
 def test_legacy_state_means_distance_scale_input_size_and_unit_range(trained_64, tmp_path):
@@ -54,6 +60,7 @@ def test_legacy_state_means_distance_scale_input_size_and_unit_range(trained_64,
     modern, _ = checkpoints.load_model_for_inference(modern_ckpt)
     assert info["distance_scale"] == 64 and info["pixel_convention"] == "unit_range"
     assert info["max_side_len"] is None  # no recorded eval scale: eval.py falls back to its 2400
+    assert info["core_thresh"] is None  # no recorded core filter: eval.py falls back to 0 (off)
     pixels = np.random.default_rng(0).integers(0, 256, (1, 64, 96, 3), dtype=np.uint8)
     legacy_geo, modern_geo = np.asarray(legacy(pixels)[1]), np.asarray(modern(pixels)[1])
     # Same weights; only the head's scale differs: 64 px (legacy) against 512 px.
