@@ -322,8 +322,9 @@ def prepare_training(config: TrainConfig, report: Callable[[str], None] = log.in
         step = _restore(config, latest, resume_state, network, trainer.optimizer, report)
     augment = augment_config(config)
     eval_side = augmentation.implied_max_side_len(dataset.samples, augment)  # the user's photos, not the rehearsal
+    core = f" and --core_thresh={config.eval_core_thresh:g} (--eval_core_thresh)" if config.eval_core_thresh else ""
     report(f"this data at this augmentation shows text as eval.py does at --max_side_len={eval_side}; "
-           f"checkpoints record it as eval.py's default for this model")
+           f"checkpoints record it{core} as eval.py's default for this model")
     return TrainingSetup(config, samples, augment, network, trainer, schedule,
                          strategy, step, placement, eval_side)
 

@@ -192,7 +192,7 @@ def tiny_checkpoint(tmp_path_factory, tiny_trained_run):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("output_format, prefix, side_flag", [("plain", "", []), ("icdar", "res_", ["--max_side_len=96"])])
+@pytest.mark.parametrize("output_format, prefix, side_flag", [("plain", "", []), ("icdar", "res_", ["--max_side_len=96", "--core_thresh=0.01"])])
 def test_eval_cli_with_a_tiny_trained_model(tiny_checkpoint, tmp_path, output_format, prefix, side_flag):
     images = tiny_checkpoint / "images"
     out = tmp_path / "out"
@@ -220,7 +220,10 @@ def test_eval_cli_with_a_tiny_trained_model(tiny_checkpoint, tmp_path, output_fo
     # ... and averages with the mirrored image there (flip_test), one pass at a given side.
     assert summary["config"]["flip_test"] is not bool(side_flag)
     assert ("also run mirrored" in done.stdout) is not bool(side_flag)
-    assert summary["config"]["core_thresh"] == 0.0 and "--core_thresh" not in done.stdout  # off unless given
+    if side_flag:  # given: used, and said
+        assert summary["config"]["core_thresh"] == 0.01 and "(--core_thresh 0 keeps them" in done.stdout
+    else:  # the tiny run records 0: off, and nothing said
+        assert summary["config"]["core_thresh"] == 0.0 and "--core_thresh" not in done.stdout
 
 
 def test_detector_matches_postprocess_detect_boxes_and_times_each_stage():

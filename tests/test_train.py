@@ -86,6 +86,7 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tiny_trained_run, tmp_pa
     again = _run_cli(_cli(tiny_trained_run["data"], resumed, *flags, "--eval_core_thresh=0.4"))
     assert again.returncode == 0, again.stderr[-3000:]
     assert "resumed from step 3" in again.stdout
+    assert "checkpoints record it and --core_thresh=0.4 (--eval_core_thresh)" in again.stdout
     assert "taking over the lock of a stopped run" in again.stdout and "no longer exists" in again.stdout
     rows_straight, rows_resumed = _log_rows(straight), _log_rows(resumed)
     assert list(rows_resumed) == list(range(1, 21))
