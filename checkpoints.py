@@ -32,6 +32,7 @@ import numpy as np
 import keras
 
 import atomic_io
+import inference_record
 import model as east_model
 import network_io
 
@@ -458,16 +459,12 @@ def load_pretrained_weights(model: keras.Model, model_path: str | os.PathLike, m
 
 def recorded_max_side_len(state: dict) -> int | None:
     """The eval max_side_len a checkpoint's state records (train.py's implied scale), or None."""
-    value = (state.get("inference") or {}).get("max_side_len")
-    usable = isinstance(value, (int, float)) and not isinstance(value, bool) and value >= network_io.SIZE_MULTIPLE
-    return int(value) if usable else None
+    return inference_record.max_side_len(state.get(inference_record.STATE_KEY))
 
 
 def recorded_core_thresh(state: dict) -> float | None:
     """The eval core_thresh a checkpoint's state records (train.py --eval_core_thresh), or None."""
-    value = (state.get("inference") or {}).get("core_thresh")
-    usable = isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value <= 1.0
-    return float(value) if usable else None
+    return inference_record.core_thresh(state.get(inference_record.STATE_KEY))
 
 
 def load_model_for_inference(model_path: str | os.PathLike) -> tuple[keras.Model, dict]:
@@ -495,6 +492,5 @@ def load_model_for_inference(model_path: str | os.PathLike) -> tuple[keras.Model
     _load_weights(network, checkpoint / WEIGHTS_FILE)
     info = {"checkpoint": str(checkpoint), "step": int(state["step"]),
             "input_size": int(model_config["input_size"]), "backbone": model_config["backbone"],
-            **network_options(state), "max_side_len": recorded_max_side_len(state),
-            "core_thresh": recorded_core_thresh(state)}
+            **network_options(state), **inference_record.as_info(state.get(inference_record.STATE_KEY))}
     return network, info

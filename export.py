@@ -12,7 +12,9 @@ converter, tf2onnx, and onnxruntime's quantizer.
 
 Output names in ``--output_dir``: ``saved_model/``, ``east.tflite``,
 ``east_float16.tflite``, ``east_int8.tflite``, ``east.onnx``, ``east_int8.onnx``. Each is
-written to a temporary name and renamed into place.
+written to a temporary name and renamed into place. Beside each, ``<name>.inference.json``: the
+checkpoint's recorded eval scale and core filter (inference_record.py), which eval.py and serve.py use
+with the export as with the checkpoint.
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 import exported_models
+import inference_record
 import path_guard
 import postprocess
 
@@ -316,7 +319,7 @@ def export_onnx(model, destination: Path, *, quantize: str | None = None,
 
 
 def export_model(model, output_dir: str | os.PathLike, export_format: str, *, quantize: str | None = None,
-                 calibration_images: Sequence[np.ndarray] | None = None) -> Path:
+                 calibration_images: Sequence[np.ndarray] | None = None, record: dict | None = None) -> Path:
     """Exports a Keras EAST model into ``output_dir``.
 
     Args:
@@ -325,6 +328,9 @@ def export_model(model, output_dir: str | os.PathLike, export_format: str, *, qu
         export_format: one of EXPORT_FORMATS.
         quantize: None, "float16" (tflite) or "int8" (tflite, onnx).
         calibration_images: network inputs (load_calibration_images), required for int8.
+        record: the checkpoint's eval settings (load_model_for_inference's info: max_side_len,
+            core_thresh), written beside the export (inference_record.write_sidecar) so that eval.py and
+            serve.py use them with it as with the checkpoint; None writes none.
 
     Returns:
         The path written (a folder for saved_model, a file otherwise).
@@ -352,6 +358,8 @@ def export_model(model, output_dir: str | os.PathLike, export_format: str, *, qu
         export_tflite(model, destination, quantize=quantize, calibration_images=calibration_images)
     else:
         export_onnx(model, destination, quantize=quantize, calibration_images=calibration_images)
+    if record is not None:
+        inference_record.write_sidecar(record, destination)
     log.info("wrote %s in %.1f s", destination, time.perf_counter() - start)
     return destination
 
@@ -376,9 +384,10 @@ def check_output(output_dir: str | os.PathLike, export_format: str, quantize: st
     if output_dir.exists() and not output_dir.is_dir():
         raise ExportError(f"--output_dir {str(output_dir)!r} is a file, expected a folder")
     destination = output_dir / output_name(export_format, quantize)
-    if destination.exists() and not overwrite:
-        raise ExportError(f"{destination} already exists; pass --overwrite to replace it, or give another "
-                          f"--output_dir. Nothing was changed.")
+    for path in (destination, inference_record.sidecar_path(destination)):
+        if path.exists() and not overwrite:
+            raise ExportError(f"{path} already exists; pass --overwrite to replace it, or give another "
+                              f"--output_dir. Nothing was changed.")
 
 
 def main(argv: Sequence[str]) -> None:
@@ -399,9 +408,9 @@ def main(argv: Sequence[str]) -> None:
             calibration = load_calibration_images(config.calibration_data, max_images=config.calibration_images)
         import checkpoints  # noqa: PLC0415
 
-        model, _ = checkpoints.load_model_for_inference(config.model_path)
+        model, info = checkpoints.load_model_for_inference(config.model_path)
         written = export_model(model, config.output_dir, config.format, quantize=config.quantize,
-                               calibration_images=calibration)
+                               calibration_images=calibration, record=info)
     except (ValueError, OSError, exported_models.MissingRuntimeError) as error:
         print(f"export.py: error: {error}", file=sys.stderr)
         sys.exit(2)

@@ -27,6 +27,7 @@ from typing import Callable
 
 import numpy as np
 
+import inference_record
 from network_io import SIZE_MULTIPLE
 
 log = logging.getLogger(__name__)
@@ -100,7 +101,8 @@ class Predictor:
         format: one of FORMATS.
         model_path: what was loaded.
         info: a dict for summaries ({"format", "model_path", ...}, plus what
-            checkpoints.load_model_for_inference reports for Keras checkpoints).
+            checkpoints.load_model_for_inference reports for Keras checkpoints, or the recorded
+            max_side_len and core_thresh export.py wrote beside an exported model, inference_record.py).
     """
 
     def __init__(self, run: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], model_format: str,
@@ -288,10 +290,14 @@ def load_predictor(model_path: str | os.PathLike, *, num_threads: int | None = N
     model_path = str(model_path)
     model_format = detect_format(model_path)
     log.info("loading %s model from %s", model_format, model_path)
+    if model_format == "keras":
+        return _load_keras(model_path)
+    record = inference_record.read_sidecar(model_path)  # before the slow load: a bad file fails first
     if model_format == "tflite":
-        return _load_tflite(model_path, num_threads)
-    if model_format == "onnx":
-        return _load_onnx(model_path, num_threads)
-    if model_format == "saved_model":
-        return _load_saved_model(model_path)
-    return _load_keras(model_path)
+        predictor = _load_tflite(model_path, num_threads)
+    elif model_format == "onnx":
+        predictor = _load_onnx(model_path, num_threads)
+    else:
+        predictor = _load_saved_model(model_path)
+    predictor.info.update(record)
+    return predictor

@@ -615,6 +615,7 @@ def _log_and_save(setup: TrainingSetup, runner, logger: TrainLogger, logs: dict,
     import keras
 
     import checkpoints
+    import inference_record
     import resume_flags
 
     config = setup.config
@@ -629,7 +630,8 @@ def _log_and_save(setup: TrainingSetup, runner, logger: TrainLogger, logs: dict,
         runner.sync()
         state = {"seed": config.seed, "batch_size": config.batch_size, "model": config.model_config,
                  "flags": resume_flags.recorded(config), "data_position": {"seed": config.seed, "next_step": step},
-                 "inference": {"max_side_len": setup.eval_max_side_len, "core_thresh": config.eval_core_thresh}}
+                 inference_record.STATE_KEY: {"max_side_len": setup.eval_max_side_len,
+                                              "core_thresh": config.eval_core_thresh}}
         saved = checkpoints.save_checkpoint(logger.folder, step, setup.network, setup.trainer.optimizer, state,
                                             max_to_keep=config.max_to_keep)
         if setup.placement is not None and not setup.placement.is_chief:

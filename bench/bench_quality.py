@@ -138,7 +138,7 @@ def settings_key(content: object) -> str:
 # The code an evaluation runs: a change to any of them (a new eval default, a decoder fix) makes the cached
 # evaluations stale, so it is part of their cache key.
 INFERENCE_SOURCES = ("eval.py", "postprocess.py", "geometry.py", "locality_aware_nms.py", "network_io.py",
-                     "model.py", "checkpoints.py", "icdar.py")
+                     "model.py", "checkpoints.py", "inference_record.py", "exported_models.py", "icdar.py")
 
 
 def inference_code_key() -> str:

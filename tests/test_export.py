@@ -282,9 +282,11 @@ def test_cli_exports_a_checkpoint(workspace, tmp_path):
     optimizer.build(workspace["network"].trainable_variables)
     folder = tmp_path / "run"
     checkpoints.save_checkpoint(folder, 1, workspace["network"], optimizer,
-                                {"model": {"input_size": INPUT_SIZE, "backbone": "mobilenetv2"}, "seed": 0})
+                                {"model": {"input_size": INPUT_SIZE, "backbone": "mobilenetv2"}, "seed": 0,
+                                 "inference": {"max_side_len": 320, "core_thresh": 0.75}})
     keras_predictor = exported_models.load_predictor(folder)
     assert keras_predictor.format == "keras" and keras_predictor.info["backbone"] == "mobilenetv2"
+    assert (keras_predictor.info["max_side_len"], keras_predictor.info["core_thresh"]) == (320, 0.75)
 
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     completed = subprocess.run(
@@ -293,7 +295,11 @@ def test_cli_exports_a_checkpoint(workspace, tmp_path):
     assert completed.returncode == 0, completed.stderr[-2000:]
     written = Path(completed.stdout.strip().splitlines()[-1])
     assert written == tmp_path / "out" / "east.tflite"
-    quads = eval_quads(workspace["paths"], exported_models.load_predictor(written))
+    exported = exported_models.load_predictor(written)
+    # The checkpoint's eval settings travel beside the export, so eval.py and serve.py settle them alike.
+    assert (tmp_path / "out" / "east.tflite.inference.json").is_file()
+    assert (exported.info["max_side_len"], exported.info["core_thresh"]) == (320, 0.75)
+    quads = eval_quads(workspace["paths"], exported)
     assert agreement(eval_quads(workspace["paths"], keras_predictor), quads, iou_threshold=0.99) == 1.0
 
     completed = subprocess.run(
@@ -317,6 +323,11 @@ def test_cli_refuses_to_replace_an_export_or_write_into_a_file(tmp_path):
     assert completed.returncode == 2 and "Traceback" not in completed.stderr, completed.stderr[-2000:]
     assert "east.tflite already exists; pass --overwrite" in completed.stderr
     assert (output_dir / "east.tflite").read_bytes() == b"yesterday's model"
+    # A record left beside a removed export is the user's too: refused the same way.
+    (output_dir / "east.onnx.inference.json").write_text("{}")
+    completed = _export_cli(f"--model_path={tmp_path / 'run'}", f"--output_dir={output_dir}", "--format=onnx")
+    assert completed.returncode == 2 and "east.onnx.inference.json already exists" in completed.stderr
+    assert (output_dir / "east.onnx.inference.json").read_text() == "{}"
     # With --overwrite the run goes on (and stops at the missing model, before writing anything).
     completed = _export_cli(f"--model_path={tmp_path / 'run'}", f"--output_dir={output_dir}", "--format=tflite",
                             "--overwrite")
