@@ -489,7 +489,7 @@ def main(argv: Sequence[str]) -> None:
         print(f"{summary['images_zoomed']} image(s) with no box at --max_side_len {settled['max_side_len']} got theirs "
               f"from a second look at {zoom_side} (--zoom_when_empty)")
     if summary["config"]["core_thresh"]:
-        source = "--core_thresh" if config.core_thresh is not None else "the checkpoint records it; --core_thresh"
+        source = "--core_thresh" if config.core_thresh is not None else "the model records it; --core_thresh"
         print(f"boxes whose core scored {summary['config']['core_thresh']:g} or less on average were dropped "
               f"({source} 0 keeps them, as EAST-tf2 does)")
     if summary["config"]["flip_test"]:
