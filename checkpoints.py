@@ -457,16 +457,6 @@ def load_pretrained_weights(model: keras.Model, model_path: str | os.PathLike, m
     return {"checkpoint": str(checkpoint), "step": int(state["step"])}
 
 
-def recorded_max_side_len(state: dict) -> int | None:
-    """The eval max_side_len a checkpoint's state records (train.py's implied scale), or None."""
-    return inference_record.max_side_len(state.get(inference_record.STATE_KEY))
-
-
-def recorded_core_thresh(state: dict) -> float | None:
-    """The eval core_thresh a checkpoint's state records (train.py --eval_core_thresh), or None."""
-    return inference_record.core_thresh(state.get(inference_record.STATE_KEY))
-
-
 def load_model_for_inference(model_path: str | os.PathLike) -> tuple[keras.Model, dict]:
     """Build the network a checkpoint was trained with and load its weights (no download).
 

@@ -9,6 +9,7 @@ import pytest
 import augmentation
 import checkpoints
 import data_preprocessor
+import inference_record
 import model as east_model
 import network_io
 import train
@@ -44,10 +45,11 @@ def test_state_records_the_network_config(trained_64):
     info = checkpoints.load_model_for_inference(trained_64["run"])[1]
     assert (info["max_side_len"], info["core_thresh"]) == (implied, 0.0)
     # A record that is missing or out of range reads as none: eval.py then falls back to its default (off).
-    assert checkpoints.recorded_core_thresh({}) is None
-    assert checkpoints.recorded_core_thresh({"inference": {"core_thresh": 1.5}}) is None
-    assert checkpoints.recorded_core_thresh({"inference": {"core_thresh": True}}) is None
-    assert checkpoints.recorded_core_thresh({"inference": {"core_thresh": 0.75}}) == 0.75
+    assert inference_record.core_thresh(state.get("nothing")) is None
+    assert inference_record.core_thresh({"core_thresh": 1.5}) is None
+    assert inference_record.core_thresh({"core_thresh": True}) is None
+    assert inference_record.core_thresh({"core_thresh": 0.75}) == 0.75
+    assert inference_record.core_thresh(state[inference_record.STATE_KEY]) == 0.0
 
 
 def test_legacy_state_means_distance_scale_input_size_and_unit_range(trained_64, tmp_path):
