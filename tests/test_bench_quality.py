@@ -119,6 +119,14 @@ def test_the_plates_ro_list_names_test_frames_only():
         assert set(extra) <= {path.stem for path in test.glob("*.jpg")}
 
 
+def test_the_plates_dev_list_names_plates_dev_photos_only():
+    extra = bench_quality.unannotated_plates(bench_quality.UNANNOTATED_PLATES["plates_dev"])
+    assert sum(len(quads) for quads in extra.values()) == 3
+    images = bench_quality.SHARED_DATA / "plates_dev" / "images"
+    if images.is_dir():
+        assert set(extra) <= {path.stem for path in images.iterdir()}
+
+
 def test_cross_rows_score_the_other_data_sets_fine_tunes():
     trained = {"plates_dev": {"finetuned": Path("dev_ft"), "rehearsal": Path("dev_reh")},
                "plates_ro": {"finetuned": Path("ro_ft"), "rehearsal": Path("ro_reh")}}
