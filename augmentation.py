@@ -61,6 +61,8 @@ class AugmentConfig:
         character sizes. At most one of the two ranges is set.
     color_jitter: 0 (EAST-tf2: pixels as decoded) or the strength s in (0, 1) of a random
         brightness, contrast, saturation and colour cast of each crop (see ``jitter_colors``).
+    degrade: probability in [0, 1] that a crop is degraded as a poor camera would show it: lost
+        resolution, sensor noise, JPEG blocks (see ``degrade_camera``); 0 = never (EAST-tf2).
     """
 
     input_size: int = 512
@@ -73,6 +75,7 @@ class AugmentConfig:
     text_width_range: tuple[float, float] | None = None
     text_height_range: tuple[float, float] | None = None
     color_jitter: float = 0.0
+    degrade: float = 0.0
 
     def __post_init__(self):
         if self.input_size <= 0 or self.input_size % network_io.OUTPUT_STRIDE:
@@ -84,6 +87,8 @@ class AugmentConfig:
         check_text_size_ranges(self.text_width_range, self.text_height_range)
         if not 0.0 <= self.color_jitter < 1.0:
             raise ValueError(f"color_jitter must be in [0, 1), got {self.color_jitter}")
+        if not 0.0 <= self.degrade <= 1.0:
+            raise ValueError(f"degrade must be in [0, 1], got {self.degrade}")
 
     @property
     def scales_by_text_size(self) -> bool:
@@ -333,10 +338,47 @@ def jitter_colors(image_bgr: np.ndarray, rng: np.random.Generator, strength: flo
     return np.clip(pixels * cast + 0.5, 0, 255).astype(np.uint8)
 
 
+# degrade_camera's ranges: a crop is shown at 1/MAX_RESOLUTION_LOSS..1 of its resolution, with sensor
+# noise of up to MAX_NOISE_SIGMA grey levels, JPEG-compressed at a quality in JPEG_QUALITY_RANGE.
+MAX_RESOLUTION_LOSS = 3.0
+MAX_NOISE_SIGMA = 8.0
+JPEG_QUALITY_RANGE = (20, 80)
+
+
+def degrade_camera(image_bgr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A poorer camera's view of uint8 BGR (h, w, 3) pixels, as a new uint8 array of that shape.
+
+    Three degradations, each applied with probability 1/2 in this order (always four rng draws
+    and one more for the noise pixels when it applies, so the stream stays a pure function of the rng):
+    lost resolution (shrunk by a factor in [1, MAX_RESOLUTION_LOSS] with area averaging and scaled
+    back up bilinearly: a plate far from a small sensor), Gaussian sensor noise (sigma in
+    [1, MAX_NOISE_SIGMA] grey levels) and JPEG compression (quality in JPEG_QUALITY_RANGE).
+    Synthetic scenes are rendered sharp and saved once; real photos at an eval scale are not.
+    """
+    apply = rng.random(3) < 0.5
+    loss, sigma, quality = rng.uniform((1.0, 1.0, JPEG_QUALITY_RANGE[0]), (MAX_RESOLUTION_LOSS, MAX_NOISE_SIGMA,
+                                                                           JPEG_QUALITY_RANGE[1]))
+    height, width = image_bgr.shape[:2]
+    pixels = image_bgr
+    if apply[0] and min(height, width) / loss >= 2:
+        small = cv2.resize(pixels, (max(1, round(width / loss)), max(1, round(height / loss))),
+                           interpolation=cv2.INTER_AREA)
+        pixels = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
+    if apply[1]:
+        noise = rng.normal(0.0, sigma, pixels.shape).astype(np.float32)
+        pixels = np.clip(pixels.astype(np.float32) + noise + 0.5, 0, 255).astype(np.uint8)
+    if apply[2]:
+        ok, encoded = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+        pixels = cv2.imdecode(encoded, cv2.IMREAD_COLOR) if ok else pixels
+    return pixels if pixels is not image_bgr else image_bgr.copy()
+
+
 def _render(image_path: str, image_hw, plan: _CropPlan, input_size: int,
-            jitter: tuple[np.random.Generator, float] | None = None) -> np.ndarray:
+            jitter: tuple[np.random.Generator, float] | None = None,
+            degrade: tuple[np.random.Generator, float] | None = None) -> np.ndarray:
     """The augmented image, uint8 BGR (S, S, 3): one decode and one affine warp of the crop region only;
-    ``jitter`` = (rng, strength) recolours that region (``jitter_colors``), never the black padding."""
+    ``jitter`` = (rng, strength) recolours that region (``jitter_colors``), never the black padding;
+    ``degrade`` = (rng, probability) then passes it through ``degrade_camera`` with that probability."""
     ratio = input_size / plan.side
     scale_x, scale_y = plan.scale_xy[0] * ratio, plan.scale_xy[1] * ratio
     xmin, ymin, xmax, ymax = plan.crop_box
@@ -354,7 +396,10 @@ def _render(image_path: str, image_hw, plan: _CropPlan, input_size: int,
     if x1 > x0 and y1 > y0:
         region = cv2.warpAffine(image, warp, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
                                 borderMode=cv2.BORDER_REPLICATE)
-        canvas[y0:y1, x0:x1] = jitter_colors(region, *jitter) if jitter else region
+        region = jitter_colors(region, *jitter) if jitter else region
+        if degrade and degrade[0].random() < degrade[1]:
+            region = degrade_camera(region, degrade[0])
+        canvas[y0:y1, x0:x1] = region
     return canvas
 
 
@@ -382,7 +427,8 @@ def try_example(sample: Sample, rng: np.random.Generator, config: AugmentConfig)
              * ratio).astype(np.float32)
     dont_care = sample.dont_care[plan.selected]
     image_bgr = _render(sample.image_path, image_hw, plan, size,
-                        jitter=(rng, config.color_jitter) if config.color_jitter else None)
+                        jitter=(rng, config.color_jitter) if config.color_jitter else None,
+                        degrade=(rng, config.degrade) if config.degrade else None)
     if len(quads):
         score_map, geo_map, training_mask = geometry.make_rbox_targets(
             quads, dont_care, (size, size), min_text_size=config.min_text_size)

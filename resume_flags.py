@@ -27,11 +27,11 @@ from checkpoints import CheckpointError
 
 CHECKED = ("init_learning_rate", "lr_decay_steps", "lr_decay_rate", "seed", "batch_size", "bn_momentum",
            "max_image_large_side", "max_text_size", "min_text_size", "min_crop_side_ratio", "text_width_range",
-           "text_height_range", "rehearsal_share", "color_jitter")
+           "text_height_range", "rehearsal_share", "color_jitter", "degrade")
 STATE_KEY = "flags"
 # CHECKED flags added after checkpoints began recording flags: a record without one was trained
 # at this value (the flag's default), so a resume that sets another value is a change.
-ADDED_LATER = {"color_jitter": 0.0}
+ADDED_LATER = {"color_jitter": 0.0, "degrade": 0.0}
 
 
 class FlagChangeError(CheckpointError):

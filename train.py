@@ -111,6 +111,7 @@ class TrainConfig:
     rehearsal_data_path: str = ""
     rehearsal_share: float = 0.5
     color_jitter: float = 0.0
+    degrade: float = 0.0
     eval_core_thresh: float = 0.0
 
     def __post_init__(self):
@@ -130,6 +131,8 @@ class TrainConfig:
             raise ValueError(f"rehearsal_share must be in [0, 1), got {self.rehearsal_share}")
         if not 0.0 <= self.color_jitter < 1.0:
             raise ValueError(f"color_jitter must be in [0, 1), got {self.color_jitter}")
+        if not 0.0 <= self.degrade <= 1.0:
+            raise ValueError(f"degrade must be in [0, 1], got {self.degrade}")
         if not 0.0 <= self.eval_core_thresh <= 1.0:
             raise ValueError(f"eval_core_thresh must be in [0, 1], got {self.eval_core_thresh}")
         if self.init_learning_rate <= 0:
@@ -369,7 +372,8 @@ def augment_config(config: TrainConfig):
         input_size=config.input_size, min_crop_side_ratio=config.min_crop_side_ratio,
         max_image_large_side=config.max_image_large_side, max_text_size=config.max_text_size,
         min_text_size=config.min_text_size, text_width_range=config.text_width_range,
-        text_height_range=config.text_height_range, color_jitter=config.color_jitter)
+        text_height_range=config.text_height_range, color_jitter=config.color_jitter,
+        degrade=config.degrade)
 
 
 def _check_resume(config: TrainConfig, report: Callable[[str], None]):
@@ -760,6 +764,9 @@ def _define_added_flags(flags, defaults: "TrainConfig") -> None:
     flags.DEFINE_float("color_jitter", defaults.color_jitter,
                        "strength s in [0, 1) of a random brightness, contrast and saturation (each x[1-s, 1+s]) "
                        "and colour cast (each channel x[1-s/2, 1+s/2]) of every training crop; 0 = none (EAST-tf2)")
+    flags.DEFINE_float("degrade", defaults.degrade,
+                       "probability in [0, 1] that a training crop is degraded as a poor camera shows it: lost "
+                       "resolution, sensor noise, JPEG blocks (augmentation.degrade_camera); 0 = never (EAST-tf2)")
     flags.DEFINE_float("eval_core_thresh", defaults.eval_core_thresh,
                        "the --core_thresh eval.py and serve.py use with this model when they are not given one, "
                        "recorded in every checkpoint; 0: off (EAST-tf2). make demo sets %g for its synthetic-only "

@@ -277,3 +277,61 @@ def test_color_jitter_recolours_the_crop_never_its_labels_or_padding(tmp_path):
     assert changed == 6
     with pytest.raises(ValueError, match="color_jitter"):
         augmentation.AugmentConfig(color_jitter=1.0)
+
+
+class _CameraDraws:
+    """A stand-in rng for degrade_camera: random() gives which degradations apply, uniform() their sizes."""
+
+    def __init__(self, apply, sizes):
+        self.apply, self.sizes = np.asarray(apply, float), np.asarray(sizes, float)
+        self.normal_calls = 0
+
+    def random(self, size):
+        assert size == 3
+        return np.where(self.apply, 0.25, 0.75)
+
+    def uniform(self, low, high):
+        assert np.all((np.asarray(low) <= self.sizes) & (self.sizes <= np.asarray(high)))
+        return self.sizes
+
+    def normal(self, mean, sigma, shape):
+        self.normal_calls += 1
+        return np.random.default_rng(0).normal(mean, sigma, shape)
+
+
+def test_degrade_camera_applies_each_degradation_as_drawn():
+    stripes = np.zeros((32, 32, 3), np.uint8)
+    stripes[:, ::2] = 200  # one-pixel columns: the finest detail a crop can hold
+    untouched = augmentation.degrade_camera(stripes, _CameraDraws([0, 0, 0], [2.0, 4.0, 50]))
+    assert untouched is not stripes and untouched.tolist() == stripes.tolist()
+    # Lost resolution, 2x: each pair of columns averages to 100 and comes back flat.
+    blurred = augmentation.degrade_camera(stripes, _CameraDraws([1, 0, 0], [2.0, 4.0, 50]))
+    assert blurred.shape == stripes.shape and blurred.dtype == np.uint8
+    np.testing.assert_array_equal(blurred, np.full_like(stripes, 100))
+    # Noise of sigma 6 grey levels on a flat grey: mean kept, spread as drawn.
+    grey = np.full((64, 64, 3), 128, np.uint8)
+    draws = _CameraDraws([0, 1, 0], [2.0, 6.0, 50])
+    noisy = augmentation.degrade_camera(grey, draws).astype(float)
+    assert draws.normal_calls == 1 and abs(noisy.mean() - 128) < 0.5 and 5.5 < noisy.std() < 6.5
+    # JPEG at quality 30: exactly OpenCV's round trip at that quality.
+    ok, encoded = cv2.imencode(".jpg", stripes, [cv2.IMWRITE_JPEG_QUALITY, 30])
+    np.testing.assert_array_equal(augmentation.degrade_camera(stripes, _CameraDraws([0, 0, 1], [2.0, 4.0, 30])),
+                                  cv2.imdecode(encoded, cv2.IMREAD_COLOR))
+
+
+def test_degrade_changes_the_crop_never_its_labels_or_padding(tmp_path):
+    sample = marked_scene(tmp_path)
+    plain_config = augmentation.AugmentConfig(input_size=512, random_scale=(0.5,))  # padded crops
+    degraded_config = dataclasses.replace(plain_config, degrade=1.0)
+    changed = 0
+    for seed in range(6):
+        plain = augmentation.make_example(sample, np.random.default_rng(seed), plain_config)
+        degraded = augmentation.make_example(sample, np.random.default_rng(seed), degraded_config)
+        for key in ("score_map", "geo_map", "training_mask", "quads"):
+            np.testing.assert_array_equal(plain[key], degraded[key])  # the same crop: degrade draws come last
+        padding_rows = ~plain["image"].any(axis=(1, 2))
+        assert padding_rows.any() and not degraded["image"][padding_rows].any()
+        changed += not np.array_equal(plain["image"], degraded["image"])
+    assert changed >= 4  # each of the three degradations is skipped with probability 1/2: 1/8 draw none
+    with pytest.raises(ValueError, match="degrade"):
+        augmentation.AugmentConfig(degrade=1.5)

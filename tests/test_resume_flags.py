@@ -32,6 +32,15 @@ def test_states_from_before_the_flag_record_still_check_seed_and_batch_size():
         resume_flags.check_resume(old_state, train.TrainConfig(seed=4, batch_size=2), "ckpt-1", report=pytest.fail)
 
 
+def test_a_flag_record_from_before_degrade_means_no_degradation():
+    started = train.TrainConfig()
+    state = {"seed": 0, "batch_size": 8, "flags": {name: value for name, value in resume_flags.recorded(started).items()
+                                                   if name != "degrade"}}
+    resume_flags.check_resume(state, started, "ckpt-5", report=pytest.fail)
+    with pytest.raises(resume_flags.FlagChangeError, match="--degrade was 0.0, now 0.5"):
+        resume_flags.check_resume(state, dataclasses.replace(started, degrade=0.5), "ckpt-5", report=pytest.fail)
+
+
 def test_a_flag_record_from_before_color_jitter_means_no_jitter():
     started = train.TrainConfig()
     state = {"seed": 0, "batch_size": 8, "flags": {name: value for name, value in resume_flags.recorded(started).items()
