@@ -10,7 +10,7 @@ records them).
 - ``CHECKED``: refused unless --allow_flag_change: the learning-rate schedule
   (init_learning_rate, lr_decay_steps, lr_decay_rate), seed (weights init, data order),
   batch_size, bn_momentum, the augmentation sizes (what the targets look like), rehearsal_share
-  (which rehearsal images join the data) and color_jitter (what the pixels look like).
+  (which rehearsal images join the data), color_jitter and degrade (what the pixels look like).
 - ``input_size`` and ``backbone`` define the network and are always refused
   (``checkpoints.check_model_config``); there is no override.
 - Everything else may change freely: max_steps (extend a run), save_checkpoint_steps,

@@ -68,6 +68,8 @@ class TrainConfig:
     "" = none, see data_preprocessor.rehearsal_subset),
     color_jitter (strength of a random brightness, contrast, saturation and colour cast of each crop,
     see augmentation.jitter_colors; 0 = none),
+    degrade (probability that a crop is degraded as a poorer camera shows it, see
+    augmentation.degrade_camera; 0 = never),
     eval_core_thresh (the --core_thresh eval.py and serve.py use with this run's checkpoints when not
     given one; recorded in each checkpoint beside the eval scale; 0 = off, EAST-tf2; not inherited from
     --pretrained_model_path).
