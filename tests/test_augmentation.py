@@ -260,23 +260,28 @@ def test_jitter_colors_hand_computed():
     assert augmentation.jitter_colors(image, np.random.default_rng(0), 0.0).tolist() == image.tolist()
 
 
-def test_color_jitter_recolours_the_crop_never_its_labels_or_padding(tmp_path):
+# color_jitter changes every crop; degrade skips each of its three degradations with probability 1/2, so
+# 1/8 of crops draw none.
+@pytest.mark.parametrize("name, value, least_changed, out_of_range",
+                         [("color_jitter", 0.4, 6, 1.0), ("degrade", 1.0, 4, 1.5)])
+def test_pixel_augmentations_change_the_crop_never_its_labels_or_padding(tmp_path, name, value, least_changed,
+                                                                         out_of_range):
     sample = marked_scene(tmp_path)
     plain_config = augmentation.AugmentConfig(input_size=512, random_scale=(0.5,))  # padded crops
-    jittered_config = dataclasses.replace(plain_config, color_jitter=0.4)
+    changed_config = dataclasses.replace(plain_config, **{name: value})
     changed = 0
     for seed in range(6):
         plain = augmentation.make_example(sample, np.random.default_rng(seed), plain_config)
-        jittered = augmentation.make_example(sample, np.random.default_rng(seed), jittered_config)
+        altered = augmentation.make_example(sample, np.random.default_rng(seed), changed_config)
         for key in ("score_map", "geo_map", "training_mask", "quads"):
-            np.testing.assert_array_equal(plain[key], jittered[key])  # the same crop: jitter draws come last
+            np.testing.assert_array_equal(plain[key], altered[key])  # the same crop: pixel draws come last
         padding_rows = ~plain["image"].any(axis=(1, 2))
         assert padding_rows.any()
-        assert not jittered["image"][padding_rows].any()  # EAST-tf2's black padding stays black
-        changed += not np.array_equal(plain["image"], jittered["image"])
-    assert changed == 6
-    with pytest.raises(ValueError, match="color_jitter"):
-        augmentation.AugmentConfig(color_jitter=1.0)
+        assert not altered["image"][padding_rows].any()  # EAST-tf2's black padding stays black
+        changed += not np.array_equal(plain["image"], altered["image"])
+    assert changed >= least_changed
+    with pytest.raises(ValueError, match=name):
+        augmentation.AugmentConfig(**{name: out_of_range})
 
 
 class _CameraDraws:
@@ -317,21 +322,3 @@ def test_degrade_camera_applies_each_degradation_as_drawn():
     ok, encoded = cv2.imencode(".jpg", stripes, [cv2.IMWRITE_JPEG_QUALITY, 30])
     np.testing.assert_array_equal(augmentation.degrade_camera(stripes, _CameraDraws([0, 0, 1], [2.0, 4.0, 30])),
                                   cv2.imdecode(encoded, cv2.IMREAD_COLOR))
-
-
-def test_degrade_changes_the_crop_never_its_labels_or_padding(tmp_path):
-    sample = marked_scene(tmp_path)
-    plain_config = augmentation.AugmentConfig(input_size=512, random_scale=(0.5,))  # padded crops
-    degraded_config = dataclasses.replace(plain_config, degrade=1.0)
-    changed = 0
-    for seed in range(6):
-        plain = augmentation.make_example(sample, np.random.default_rng(seed), plain_config)
-        degraded = augmentation.make_example(sample, np.random.default_rng(seed), degraded_config)
-        for key in ("score_map", "geo_map", "training_mask", "quads"):
-            np.testing.assert_array_equal(plain[key], degraded[key])  # the same crop: degrade draws come last
-        padding_rows = ~plain["image"].any(axis=(1, 2))
-        assert padding_rows.any() and not degraded["image"][padding_rows].any()
-        changed += not np.array_equal(plain["image"], degraded["image"])
-    assert changed >= 4  # each of the three degradations is skipped with probability 1/2: 1/8 draw none
-    with pytest.raises(ValueError, match="degrade"):
-        augmentation.AugmentConfig(degrade=1.5)
