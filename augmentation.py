@@ -85,15 +85,20 @@ class AugmentConfig:
         if not self.random_scale or min(self.random_scale) <= 0.1:
             raise ValueError(f"random_scale must be scales above 0.1, got {self.random_scale}")
         check_text_size_ranges(self.text_width_range, self.text_height_range)
-        if not 0.0 <= self.color_jitter < 1.0:
-            raise ValueError(f"color_jitter must be in [0, 1), got {self.color_jitter}")
-        if not 0.0 <= self.degrade <= 1.0:
-            raise ValueError(f"degrade must be in [0, 1], got {self.degrade}")
+        check_pixel_augmentation(self.color_jitter, self.degrade)
 
     @property
     def scales_by_text_size(self) -> bool:
         """Whether text crops are scaled to a drawn text width or height (else EAST-tf2's random_scale)."""
         return self.text_width_range is not None or self.text_height_range is not None
+
+
+def check_pixel_augmentation(color_jitter: float, degrade: float) -> None:
+    """ValueError unless color_jitter is in [0, 1) and degrade in [0, 1] (AugmentConfig's fields)."""
+    if not 0.0 <= color_jitter < 1.0:
+        raise ValueError(f"color_jitter must be in [0, 1), got {color_jitter}")
+    if not 0.0 <= degrade <= 1.0:
+        raise ValueError(f"degrade must be in [0, 1], got {degrade}")
 
 
 def check_text_size_ranges(text_width_range, text_height_range=None) -> None:
@@ -373,12 +378,11 @@ def degrade_camera(image_bgr: np.ndarray, rng: np.random.Generator) -> np.ndarra
     return pixels if pixels is not image_bgr else image_bgr.copy()
 
 
-def _render(image_path: str, image_hw, plan: _CropPlan, input_size: int,
-            jitter: tuple[np.random.Generator, float] | None = None,
-            degrade: tuple[np.random.Generator, float] | None = None) -> np.ndarray:
+def _render(image_path: str, image_hw, plan: _CropPlan, input_size: int, rng: np.random.Generator,
+            color_jitter: float = 0.0, degrade: float = 0.0) -> np.ndarray:
     """The augmented image, uint8 BGR (S, S, 3): one decode and one affine warp of the crop region only;
-    ``jitter`` = (rng, strength) recolours that region (``jitter_colors``), never the black padding;
-    ``degrade`` = (rng, probability) then passes it through ``degrade_camera`` with that probability."""
+    a ``color_jitter`` strength recolours that region (``jitter_colors``), never the black padding, and
+    with probability ``degrade`` it then passes through ``degrade_camera``; both draw from ``rng``."""
     ratio = input_size / plan.side
     scale_x, scale_y = plan.scale_xy[0] * ratio, plan.scale_xy[1] * ratio
     xmin, ymin, xmax, ymax = plan.crop_box
@@ -396,9 +400,9 @@ def _render(image_path: str, image_hw, plan: _CropPlan, input_size: int,
     if x1 > x0 and y1 > y0:
         region = cv2.warpAffine(image, warp, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
                                 borderMode=cv2.BORDER_REPLICATE)
-        region = jitter_colors(region, *jitter) if jitter else region
-        if degrade and degrade[0].random() < degrade[1]:
-            region = degrade_camera(region, degrade[0])
+        region = jitter_colors(region, rng, color_jitter) if color_jitter else region
+        if degrade and rng.random() < degrade:
+            region = degrade_camera(region, rng)
         canvas[y0:y1, x0:x1] = region
     return canvas
 
@@ -426,9 +430,7 @@ def try_example(sample: Sample, rng: np.random.Generator, config: AugmentConfig)
     quads = ((sample.quads[plan.selected].astype(np.float64) * plan.scale_xy - crop_origin + plan.shift_xy)
              * ratio).astype(np.float32)
     dont_care = sample.dont_care[plan.selected]
-    image_bgr = _render(sample.image_path, image_hw, plan, size,
-                        jitter=(rng, config.color_jitter) if config.color_jitter else None,
-                        degrade=(rng, config.degrade) if config.degrade else None)
+    image_bgr = _render(sample.image_path, image_hw, plan, size, rng, config.color_jitter, config.degrade)
     if len(quads):
         score_map, geo_map, training_mask = geometry.make_rbox_targets(
             quads, dont_care, (size, size), min_text_size=config.min_text_size)

@@ -131,16 +131,13 @@ class TrainConfig:
             raise ValueError(f"bn_momentum must be in [0, 1), got {self.bn_momentum}")
         if not 0.0 <= self.rehearsal_share < 1.0:
             raise ValueError(f"rehearsal_share must be in [0, 1), got {self.rehearsal_share}")
-        if not 0.0 <= self.color_jitter < 1.0:
-            raise ValueError(f"color_jitter must be in [0, 1), got {self.color_jitter}")
-        if not 0.0 <= self.degrade <= 1.0:
-            raise ValueError(f"degrade must be in [0, 1], got {self.degrade}")
         if not 0.0 <= self.eval_core_thresh <= 1.0:
             raise ValueError(f"eval_core_thresh must be in [0, 1], got {self.eval_core_thresh}")
         if self.init_learning_rate <= 0:
             raise ValueError(f"init_learning_rate must be positive, got {self.init_learning_rate}")
-        from augmentation import check_text_size_ranges
+        from augmentation import check_pixel_augmentation, check_text_size_ranges
         check_text_size_ranges(self.text_width_range, self.text_height_range)
+        check_pixel_augmentation(self.color_jitter, self.degrade)
         if self.worker_hosts:
             import distribute
             hosts = distribute.tf_config_from_hosts(self.worker_hosts, self.task_index)["cluster"]["worker"]
