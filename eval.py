@@ -65,8 +65,9 @@ class EvalConfig:
     annotation_format: str = "auto"
     output_format: str = "plain"
     test_scales: str = ""
-    # None: postprocess.ZOOM_WHEN_EMPTY at the checkpoint's recorded scale, else 1 (see settle_zoom_when_empty).
-    zoom_when_empty: float | None = None
+    # None: postprocess.ZOOM_WHEN_EMPTY at the checkpoint's recorded scale, else one run (settle_zoom_when_empty);
+    # a number, "2,3" or a sequence of increasing factors (postprocess.parse_zoom_when_empty).
+    zoom_when_empty: float | str | tuple[float, ...] | None = None
     # None: on at the checkpoint's recorded scale, else off (see postprocess.settle_flip_test).
     flip_test: bool | None = None
 
@@ -325,8 +326,8 @@ def _image_entry(result: ImageResult, evaluation: icdar.ImageEvaluation | None) 
 
 
 def _zoomed_count(config: EvalConfig, results: Sequence[ImageResult]) -> int:
-    """How many images' boxes come from the second, zoomed run (none at max_side_len, some at
-    zoom_when_empty times it; see DetectOptions.zoom_when_empty)."""
+    """How many images' boxes come from a later, zoomed run (none at max_side_len, some at one of the
+    zoom_when_empty factors times it; see DetectOptions.zoom_when_empty)."""
     if config.test_scales or config.max_side_len is None:
         return 0
     return sum(tuple(result.input_hw) != postprocess.input_hw(result.image_hw, config.max_side_len) for result in results)
@@ -440,10 +441,11 @@ def _define_flags(flags) -> None:
     flags.DEFINE_string("test_scales", "",
                         "comma-separated max_side_len values, e.g. '256,512,1024': run the network at each, "
                         "merge all boxes by NMS (default: one run at --max_side_len)")
-    flags.DEFINE_float("zoom_when_empty", None,
-                       "an image with no box is run again with this many times --max_side_len and that run's "
-                       "boxes kept; 1: one run (default: %g at the scale the checkpoint records, else 1)"
-                       % postprocess.ZOOM_WHEN_EMPTY)
+    flags.DEFINE_string("zoom_when_empty", None,
+                        "comma-separated increasing factors: an image with no box is run again with each times "
+                        "--max_side_len in turn until a run gives boxes, and that run's boxes are kept; 1: one "
+                        "run (default: %s at the scale the checkpoint records, else 1)"
+                        % ",".join(f"{factor:g}" for factor in postprocess.ZOOM_WHEN_EMPTY))
     flags.DEFINE_boolean("flip_test", None,
                          "also run each image mirrored left to right and decode the mean of the two score maps "
                          "(twice the network time; fewer false boxes at a model's own scale); --noflip_test: one "
@@ -484,10 +486,10 @@ def main(argv: Sequence[str]) -> None:
           f"{config.output_dir}")
     if summary["images_zoomed"]:
         settled = summary["config"]
-        zoom_side = postprocess.DetectOptions(max_side_len=settled["max_side_len"],
-                                              zoom_when_empty=settled["zoom_when_empty"]).zoom_side
+        zoom_sides = postprocess.DetectOptions(max_side_len=settled["max_side_len"],
+                                               zoom_when_empty=settled["zoom_when_empty"]).zoom_sides
         print(f"{summary['images_zoomed']} image(s) with no box at --max_side_len {settled['max_side_len']} got theirs "
-              f"from a second look at {zoom_side} (--zoom_when_empty)")
+              f"from a later look at {' or '.join(map(str, zoom_sides))} (--zoom_when_empty)")
     if summary["config"]["core_thresh"]:
         source = "--core_thresh" if config.core_thresh is not None else "the model records it; --core_thresh"
         print(f"boxes whose core scored {summary['config']['core_thresh']:g} or less on average were dropped "

@@ -6,10 +6,10 @@ decode (score > score_map_thresh, restore RBOX) → locality-aware NMS → mean-
 (``detect_boxes``) → rescale to the original image, round, drop tiny boxes
 (``to_output_quads``). With several test scales, each scale's boxes are mapped to original
 pixels and the union is merged by standard NMS before the output step.
-With one scale and ``zoom_when_empty`` > 1, an image that gives no box is run once more at
-that many times the side, and that run's boxes are kept. With ``flip_test``, every network run also
-sees the image mirrored left to right, and the two score maps are averaged before decoding
-(``average_with_mirrored``); the geometry is the unmirrored run's.
+With one scale and ``zoom_when_empty`` factors, an image that gives no box is run again at each
+factor times the side in turn, until a run gives boxes, and that run's boxes are kept. With
+``flip_test``, every network run also sees the image mirrored left to right, and the two score maps
+are averaged before decoding (``average_with_mirrored``); the geometry is the unmirrored run's.
 
 ``DetectOptions`` holds every detection default and validates it once; the CLIs take their
 flag defaults from ``DetectOptions()``. No TensorFlow here: ``predict`` is any batch
@@ -37,9 +37,10 @@ log = logging.getLogger(__name__)
 MIN_BOX_SIDE = 5
 THRESHOLD_NAMES = ("score_map_thresh", "box_thresh", "core_thresh", "nms_thres")
 # eval.py's and serve.py's zoom_when_empty at the scale a checkpoint records: a photo with no box there is
-# looked at again at twice the side, where text too small for the network (under the smallest heights its
-# training showed) comes into range. bench/bench_quality.py measures it (the "defaults" rows).
-ZOOM_WHEN_EMPTY = 2.0
+# looked at again at twice the side, then three and four times it while it still has none, where text too
+# small for the network (under the smallest heights its training showed) comes into range. The third and
+# fourth looks: README "Results", "looked at again"; bench/bench_quality.py measures it (the "defaults" rows).
+ZOOM_WHEN_EMPTY = (2.0, 3.0, 4.0)
 # The core_thresh that suits a model trained on synthetic plates only, at the scale its checkpoint records: it
 # scores real lamps, badges and signs high enough to pass EAST-tf2's filters (README "Results", "--core_thresh").
 # ``make demo`` records it in its checkpoint (train.py --eval_core_thresh), so eval.py and serve.py use it there.
@@ -62,9 +63,10 @@ class DetectOptions:
         nms_thres: IoU threshold of the locality-aware NMS (and of the multi-scale merge).
         max_side_len: cap on the longer side fed to the network, px.
         test_scales: max_side_len values to run and merge; empty = (max_side_len,).
-        zoom_when_empty: with one scale, an image with no output box is run again with its longer side
-            capped at zoom_when_empty * max_side_len (never above its own size) and that run's boxes are
-            kept; 1 = one run (EAST-tf2). Ignored with several test_scales.
+        zoom_when_empty: increasing factors, each > 1: with one scale, an image with no output box is
+            run again with its longer side capped at factor * max_side_len (never above its own size), one
+            factor after the other until a run gives boxes, and that run's boxes are kept; () = one run
+            (EAST-tf2). A number is one factor (1: one run). Ignored with several test_scales.
         flip_test: run the network on the mirrored image too and decode the mean of the two score maps
             (twice the network time); False = one pass (EAST-tf2).
 
@@ -78,7 +80,7 @@ class DetectOptions:
     nms_thres: float = 0.2
     max_side_len: int = 2400
     test_scales: tuple[int, ...] = ()
-    zoom_when_empty: float = 1.0
+    zoom_when_empty: tuple[float, ...] = ()
     flip_test: bool = False
 
     def __post_init__(self):
@@ -91,9 +93,7 @@ class DetectOptions:
         for name, side in [("max_side_len", self.max_side_len)] + [("test_scales", v) for v in self.test_scales]:
             if isinstance(side, bool) or not isinstance(side, int) or side < SIZE_MULTIPLE:
                 raise ValueError(f"{name} must be an integer >= {SIZE_MULTIPLE}, got {side!r}")
-        zoom = self.zoom_when_empty
-        if isinstance(zoom, bool) or not isinstance(zoom, (int, float)) or not 1.0 <= zoom < math.inf:
-            raise ValueError(f"zoom_when_empty must be a finite number >= 1 (1: one run), got {zoom!r}")
+        object.__setattr__(self, "zoom_when_empty", parse_zoom_when_empty(self.zoom_when_empty))
         if not isinstance(self.flip_test, bool):
             raise ValueError(f"flip_test must be True or False, got {self.flip_test!r}")
 
@@ -103,9 +103,9 @@ class DetectOptions:
         return self.test_scales or (self.max_side_len,)
 
     @property
-    def zoom_side(self) -> int:
-        """The max_side_len of the second look at an image with no box (zoom_when_empty * max_side_len)."""
-        return max(SIZE_MULTIPLE, int(self.max_side_len * self.zoom_when_empty))
+    def zoom_sides(self) -> tuple[int, ...]:
+        """The max_side_len of each further look at an image with no box (factor * max_side_len)."""
+        return tuple(max(SIZE_MULTIPLE, int(self.max_side_len * factor)) for factor in self.zoom_when_empty)
 
 
 def settle_max_side_len(given: int | None, model_info: dict) -> int:
@@ -127,13 +127,43 @@ def settle_core_thresh(given: float | None, model_info: dict) -> float:
     return float(recorded) if recorded is not None else DetectOptions.core_thresh
 
 
-def settle_zoom_when_empty(given: float | None, max_side_len_given: bool, test_scales: str | Sequence[int]) -> float:
-    """The zoom_when_empty to run with: ``given``, else ZOOM_WHEN_EMPTY where the side is the one the
-    checkpoint records (neither max_side_len nor test_scales given), else 1.0 (one run per image, as an
+def parse_zoom_when_empty(value: float | str | Sequence[float]) -> tuple[float, ...]:
+    """zoom_when_empty factors from a number, a comma-separated string or a sequence: ``"2,3"`` ->
+    (2.0, 3.0); 1, "1" and "" -> () (one run).
+
+    Raises:
+        ValueError: a factor is not a finite number >= 1, or the factors do not increase.
+    """
+    if isinstance(value, str):
+        entries = [entry for entry in value.split(",") if entry.strip()]
+    else:
+        entries = [value] if isinstance(value, (int, float)) else list(value)
+    factors = tuple(_zoom_factor(entry, value) for entry in entries)
+    factors = tuple(factor for factor in factors if factor > 1.0)
+    if any(later <= earlier for earlier, later in zip(factors, factors[1:])):
+        raise ValueError(f"zoom_when_empty factors must increase, got {value!r}")
+    return factors
+
+
+def _zoom_factor(entry, value) -> float:
+    """One zoom_when_empty factor as a float >= 1 (``value``, the whole setting, names it in the error)."""
+    try:
+        factor = math.nan if isinstance(entry, bool) else float(entry)
+    except (TypeError, ValueError):
+        factor = math.nan
+    if not 1.0 <= factor < math.inf:
+        raise ValueError(f"zoom_when_empty must be finite numbers >= 1 (1: one run), got {value!r}")
+    return factor
+
+
+def settle_zoom_when_empty(given: float | str | Sequence[float] | None, max_side_len_given: bool,
+                           test_scales: str | Sequence[int]) -> tuple[float, ...]:
+    """The zoom_when_empty factors to run with: ``given``, else ZOOM_WHEN_EMPTY where the side is the one
+    the checkpoint records (neither max_side_len nor test_scales given), else () (one run per image, as an
     explicit --max_side_len has always meant)."""
     if given is not None:
-        return float(given)
-    return 1.0 if max_side_len_given or test_scales else ZOOM_WHEN_EMPTY
+        return parse_zoom_when_empty(given)
+    return () if max_side_len_given or test_scales else ZOOM_WHEN_EMPTY
 
 
 def settle_flip_test(given: bool | None, max_side_len_given: bool, test_scales: str | Sequence[int],
@@ -149,7 +179,8 @@ def settle_flip_test(given: bool | None, max_side_len_given: bool, test_scales: 
     return model_info.get("max_side_len") is not None and not max_side_len_given and not test_scales
 
 
-def settle_for_model(options: DetectOptions, max_side_len: int | None, zoom_when_empty: float | None,
+def settle_for_model(options: DetectOptions, max_side_len: int | None,
+                     zoom_when_empty: float | str | Sequence[float] | None,
                      flip_test: bool | None, core_thresh: float | None, model_info: dict) -> DetectOptions:
     """``options`` with the settings that depend on the model settled from the given flag values (None:
     not given) and what the model records (``model_info``, {} before it is loaded): max_side_len,
@@ -468,19 +499,22 @@ class Detector:
         return Detection(quads, scores, tuple(int(side) for side in runs[0][2]), seconds)
 
     def _zoom_where_empty(self, images_rgb: Sequence[np.ndarray], detections: list[Detection]) -> None:
-        """Runs the images with no output box again at options.zoom_side (those whose input would
-        grow) and puts the new Detection in ``detections`` where it has a box."""
-        side = self.options.zoom_side
-        empty = [index for index, detection in enumerate(detections)
-                 if not len(detection.quads) and input_hw(images_rgb[index].shape[:2], side) != detection.input_hw]
-        if not empty:
-            return
-        zoomed = self._run_scale([images_rgb[index] for index in empty], side,
-                                 [detections[index].seconds for index in empty])
-        for index, run in zip(empty, zoomed):
-            detection = self._detection(images_rgb[index], [run], detections[index].seconds)
-            if len(detection.quads):
-                detections[index] = detection
+        """Runs the images with no output box again at each of options.zoom_sides in turn (those whose
+        input would grow past their last look) and puts the first new Detection that has a box in
+        ``detections``; an image with none after every look keeps its first."""
+        last_hw = [detection.input_hw for detection in detections]
+        for side in self.options.zoom_sides:
+            empty = [index for index, detection in enumerate(detections) if not len(detection.quads)
+                     and input_hw(images_rgb[index].shape[:2], side) != last_hw[index]]
+            if not empty:
+                continue
+            zoomed = self._run_scale([images_rgb[index] for index in empty], side,
+                                     [detections[index].seconds for index in empty])
+            for index, run in zip(empty, zoomed):
+                last_hw[index] = tuple(int(length) for length in run[2])
+                detection = self._detection(images_rgb[index], [run], detections[index].seconds)
+                if len(detection.quads):
+                    detections[index] = detection
 
     def detect_batch(self, images_rgb: Sequence[np.ndarray]) -> list[Detection]:
         """Detections for several images; at each scale, consecutive images of one input size share a call.
@@ -495,7 +529,7 @@ class Detector:
         per_scale = [self._run_scale(images_rgb, side, seconds) for side in self.options.scales]
         detections = [self._detection(image_rgb, [scale_results[index] for scale_results in per_scale], seconds[index])
                       for index, image_rgb in enumerate(images_rgb)]
-        if len(per_scale) == 1 and self.options.zoom_when_empty > 1.0:
+        if len(per_scale) == 1 and self.options.zoom_when_empty:
             self._zoom_where_empty(images_rgb, detections)
         return detections
 

@@ -461,10 +461,11 @@ def parse_args(argv: Sequence[str]):
     parser.add_argument("--nms_thres", type=float, default=defaults.nms_thres)
     parser.add_argument("--test_scales", default="",
                         help="comma-separated max_side_len values run and merged by NMS (default: --max_side_len)")
-    parser.add_argument("--zoom_when_empty", type=float, default=None,
-                        help=f"an image with no box is run again with this many times --max_side_len and that "
-                             f"run's boxes kept; 1: one run (default: {postprocess.ZOOM_WHEN_EMPTY:g} at the scale "
-                             f"a checkpoint records, else 1)")
+    parser.add_argument("--zoom_when_empty", default=None,
+                        help=f"comma-separated increasing factors: an image with no box is run again with each "
+                             f"times --max_side_len in turn until a run gives boxes; 1: one run (default: "
+                             f"{','.join(f'{factor:g}' for factor in postprocess.ZOOM_WHEN_EMPTY)} at the scale a "
+                             f"checkpoint records, else 1)")
     parser.add_argument("--flip_test", dest="flip_test", action="store_true", default=None,
                         help="also run each image mirrored and decode the mean of the two score maps (twice the "
                              "network time; default: on at the scale a checkpoint records, else off)")

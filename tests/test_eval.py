@@ -215,8 +215,9 @@ def test_eval_cli_with_a_tiny_trained_model(tiny_checkpoint, tmp_path, output_fo
     recorded = summary["model"]["max_side_len"]
     assert isinstance(recorded, int) and recorded % 32 == 0
     assert summary["config"]["max_side_len"] == (96 if side_flag else recorded)
-    # At the recorded scale an image without a box is looked at again at twice the side; a given side runs once.
-    assert summary["config"]["zoom_when_empty"] == (1.0 if side_flag else postprocess.ZOOM_WHEN_EMPTY)
+    # At the recorded scale an image without a box is looked at again at 2, 3, 4 times the side; a given side runs
+    # once.
+    assert summary["config"]["zoom_when_empty"] == ([] if side_flag else [2.0, 3.0, 4.0])
     # ... and averages with the mirrored image there (flip_test), one pass at a given side.
     assert summary["config"]["flip_test"] is not bool(side_flag)
     assert ("also run mirrored" in done.stdout) is not bool(side_flag)
@@ -257,13 +258,16 @@ def test_eval_flag_defaults_come_from_detect_options():
     assert config.for_model({"max_side_len": 352}).max_side_len == 352
     assert config.for_model({"max_side_len": None}).max_side_len == config.for_model({}).max_side_len == 2400
     given = east_eval.EvalConfig("a", "b", "c", max_side_len=640)
-    assert given.for_model({"max_side_len": 352}) == dataclasses.replace(given, zoom_when_empty=1.0, flip_test=False,
+    assert given.for_model({"max_side_len": 352}) == dataclasses.replace(given, zoom_when_empty=(), flip_test=False,
                                                                          core_thresh=0.0)
-    # zoom_when_empty: 2 at the recorded scale, 1 (one run) with a given side or test scales, else as given.
-    assert config.for_model({"max_side_len": 352}).detect_options.zoom_when_empty == postprocess.ZOOM_WHEN_EMPTY == 2.0
-    assert east_eval.EvalConfig("a", "b", "c", test_scales="256,512").for_model({}).zoom_when_empty == 1.0
+    # zoom_when_empty: 2, 3, 4 at the recorded scale, one run with a given side or test scales, else as given.
+    assert config.for_model({"max_side_len": 352}).detect_options.zoom_when_empty == postprocess.ZOOM_WHEN_EMPTY
+    assert postprocess.ZOOM_WHEN_EMPTY == (2.0, 3.0, 4.0)
+    assert east_eval.EvalConfig("a", "b", "c", test_scales="256,512").for_model({}).zoom_when_empty == ()
     assert east_eval.EvalConfig("a", "b", "c", max_side_len=640, zoom_when_empty=1.5).for_model(
-        {"max_side_len": 352}).detect_options.zoom_when_empty == 1.5
+        {"max_side_len": 352}).detect_options.zoom_when_empty == (1.5,)
+    assert east_eval.EvalConfig("a", "b", "c", zoom_when_empty="1.5, 3").detect_options.zoom_sides == (3600, 7200)
+    assert east_eval.EvalConfig("a", "b", "c", zoom_when_empty="1").detect_options.zoom_when_empty == ()
     assert east_eval.EvalConfig("a", "b", "c", test_scales="256, 512").detect_options.scales == (256, 512)
     with pytest.raises(ValueError, match="test_scales"):
         east_eval.EvalConfig("a", "b", "c", test_scales="256,big")
@@ -319,6 +323,29 @@ def test_an_image_without_a_box_is_run_again_at_zoom_when_empty_times_the_side()
     sides.clear()
     at_own_size = postprocess.Detector(predict, postprocess.DetectOptions(max_side_len=256, zoom_when_empty=2.0))
     assert len(at_own_size(found_at_128 * 0).quads) == 1 and sides == [(1, 256)]
+
+
+def test_an_image_still_without_a_box_is_looked_at_with_each_zoom_factor_in_turn():
+    """A plate the network finds only at 384 px or more, in a 512 px photo, at max_side_len 128 and factors
+    2, 3, 4, 5: runs at 128, 256 and 384, which finds it and keeps its boxes (no run at 512 follows). An
+    image it never finds is run at each side until its own size (640 capped at 512 is not run again) and
+    keeps its first input_hw and no box."""
+    plate = np.array([[[80, 320], [400, 320], [400, 448], [80, 448]]], np.float32)  # original px
+    sides = []
+
+    def predict(images):
+        side = images.shape[1]
+        sides.append((len(images), side))
+        maps = [geometry.make_rbox_targets(quads * side / 512, np.zeros(len(quads), bool), (side, side))
+                for quads in (plate if side >= 384 and image[0, 0, 0] == 0 else plate[:0] for image in images)]
+        return np.stack([score for score, _, _ in maps]), np.stack([geo for _, geo, _ in maps])
+
+    ladder = postprocess.Detector(predict, postprocess.DetectOptions(max_side_len=128, zoom_when_empty="2,3,4,5"))
+    found, never = ladder.detect_batch([np.zeros((512, 512, 3), np.uint8), np.full((512, 512, 3), 9, np.uint8)])
+    assert sides == [(2, 128), (2, 256), (2, 384), (1, 512)]
+    np.testing.assert_allclose(found.quads, plate, atol=8)
+    assert found.input_hw == (384, 384)
+    assert len(never.quads) == 0 and never.input_hw == (128, 128)
 
 
 def test_the_mirrored_score_map_is_read_back_on_the_unmirrored_grid():
@@ -393,7 +420,7 @@ def test_eval_counts_the_images_it_looked_at_again(tmp_path):
                                               for quad in LAYOUT * 256))
     recorded = east_eval.run_evaluation(config(tmp_path, annotation_format="plate"),
                                         (perfect_predictor, {"max_side_len": 128}))
-    assert recorded["images_zoomed"] == 1 and recorded["config"]["zoom_when_empty"] == 2.0
+    assert recorded["images_zoomed"] == 1 and tuple(recorded["config"]["zoom_when_empty"]) == (2.0, 3.0, 4.0)
     assert recorded["per_image"][0]["input_hw"] == [256, 256] and recorded["evaluation"]["images_all_correct"] == 1
     given = east_eval.run_evaluation(config(tmp_path, annotation_format="plate", max_side_len=128,
                                             output_dir=str(tmp_path / "out_given")),
@@ -405,6 +432,7 @@ def test_detect_options_validate_once():
     for bad in (dict(score_map_thresh=1.5), dict(box_thresh=-0.1), dict(nms_thres=float("nan")),
                 dict(max_side_len=16), dict(max_side_len=100.0), dict(test_scales=(64, 8)),
                 dict(zoom_when_empty=0.5), dict(zoom_when_empty=float("inf")), dict(zoom_when_empty=True),
+                dict(zoom_when_empty="3,2"), dict(zoom_when_empty="2,x"), dict(zoom_when_empty=(2.0, 2.0)),
                 dict(flip_test=1), dict(flip_test="yes")):
         with pytest.raises(ValueError, match=next(iter(bad))):
             postprocess.DetectOptions(**bad)

@@ -132,11 +132,12 @@ def test_serve_defaults_come_from_detect_options_and_test_scales_merge():
     assert postprocess.settle_max_side_len(None, {}) == defaults.max_side_len == 2400
     assert postprocess.settle_max_side_len(None, {"max_side_len": 352}) == 352
     assert postprocess.settle_max_side_len(640, {"max_side_len": 352}) == 640
-    # zoom_when_empty: twice the side for an image without a box at the recorded scale, one run otherwise.
-    assert args.zoom_when_empty is None and serve.parse_args(["--zoom_when_empty=1.5"]).zoom_when_empty == 1.5
-    assert postprocess.settle_zoom_when_empty(None, False, "") == postprocess.ZOOM_WHEN_EMPTY == 2.0
-    assert postprocess.settle_zoom_when_empty(None, True, "") == postprocess.settle_zoom_when_empty(None, False, "160,320") == 1.0
-    assert postprocess.settle_zoom_when_empty(1.5, True, "") == 1.5
+    # zoom_when_empty: 2, 3, 4 times the side for an image without a box at the recorded scale, one run otherwise.
+    assert args.zoom_when_empty is None and serve.parse_args(["--zoom_when_empty=1.5,3"]).zoom_when_empty == "1.5,3"
+    assert postprocess.settle_zoom_when_empty(None, False, "") == postprocess.ZOOM_WHEN_EMPTY == (2.0, 3.0, 4.0)
+    assert postprocess.settle_zoom_when_empty(None, True, "") == postprocess.settle_zoom_when_empty(None, False, "160,320") == ()
+    assert postprocess.settle_zoom_when_empty("1.5,3", True, "") == (1.5, 3.0)
+    assert postprocess.settle_zoom_when_empty(1, False, "") == ()
     # flip_test: on at the scale a checkpoint records, one pass otherwise, else as given.
     assert args.flip_test is None and serve.parse_args(["--noflip_test"]).flip_test is False
     assert serve.parse_args(["--flip_test"]).flip_test is True
@@ -149,9 +150,9 @@ def test_serve_defaults_come_from_detect_options_and_test_scales_merge():
     model_info = {"max_side_len": 352, "core_thresh": 0.75}
     recorded = postprocess.settle_for_model(defaults, None, None, None, None, model_info)
     assert (recorded.max_side_len, recorded.zoom_when_empty, recorded.flip_test, recorded.core_thresh) == (
-        352, 2.0, True, 0.75)
+        352, (2.0, 3.0, 4.0), True, 0.75)
     given = postprocess.settle_for_model(defaults, 640, None, None, 0.0, model_info)
-    assert (given.max_side_len, given.zoom_when_empty, given.flip_test, given.core_thresh) == (640, 1.0, False, 0.0)
+    assert (given.max_side_len, given.zoom_when_empty, given.flip_test, given.core_thresh) == (640, (), False, 0.0)
     assert serve.ServeConfig().detect == defaults
     image = np.full((240, 320, 3), 90, np.uint8)
     single = serve.detect(image, rectangle_predictor, defaults)
