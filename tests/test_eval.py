@@ -297,18 +297,24 @@ def test_two_scales_give_the_union_merged_without_duplicates(tmp_path):
     assert postprocess.merge_scales([], 0.2).shape == (0, 9)
 
 
+def _network_finding(plate: np.ndarray, photo_side: int, finds, sides: list):
+    """A stand-in network for square photos of ``photo_side`` px: the exact RBOX maps of ``plate`` (1, 4, 2)
+    original px where ``finds(side, image)`` holds, empty maps elsewhere; appends (batch size, side) per call."""
+    def predict(images):
+        side = images.shape[1]
+        sides.append((len(images), side))
+        maps = [geometry.make_rbox_targets(quads * side / photo_side, np.zeros(len(quads), bool), (side, side))
+                for quads in (plate if finds(side, image) else plate[:0] for image in images)]
+        return np.stack([score for score, _, _ in maps]), np.stack([geo for _, geo, _ in maps])
+    return predict
+
+
 def test_an_image_without_a_box_is_run_again_at_zoom_when_empty_times_the_side():
     """A plate the network finds only at 256 px: one run at 128 misses it, zoom 2 finds it at 256; an image
     with a box at 128 is not run again, nor one whose input cannot grow (already at its own size)."""
     plate = np.array([[[40, 160], [200, 160], [200, 224], [40, 224]]], np.float32)  # original px
     sides = []
-
-    def predict(images):
-        side = images.shape[1]
-        sides.append((len(images), side))
-        maps = [geometry.make_rbox_targets(quads * side / 256, np.zeros(len(quads), bool), (side, side))
-                for quads in (plate[:0] if side < 256 and image[0, 0, 0] == 0 else plate for image in images)]
-        return np.stack([score for score, _, _ in maps]), np.stack([geo for _, geo, _ in maps])
+    predict = _network_finding(plate, 256, lambda side, image: side >= 256 or image[0, 0, 0] != 0, sides)
 
     small, found_at_128 = np.zeros((256, 256, 3), np.uint8), np.full((256, 256, 3), 9, np.uint8)
     once = postprocess.Detector(predict, postprocess.DetectOptions(max_side_len=128))(small)
@@ -332,13 +338,7 @@ def test_an_image_still_without_a_box_is_looked_at_with_each_zoom_factor_in_turn
     keeps its first input_hw and no box."""
     plate = np.array([[[80, 320], [400, 320], [400, 448], [80, 448]]], np.float32)  # original px
     sides = []
-
-    def predict(images):
-        side = images.shape[1]
-        sides.append((len(images), side))
-        maps = [geometry.make_rbox_targets(quads * side / 512, np.zeros(len(quads), bool), (side, side))
-                for quads in (plate if side >= 384 and image[0, 0, 0] == 0 else plate[:0] for image in images)]
-        return np.stack([score for score, _, _ in maps]), np.stack([geo for _, geo, _ in maps])
+    predict = _network_finding(plate, 512, lambda side, image: side >= 384 and image[0, 0, 0] == 0, sides)
 
     ladder = postprocess.Detector(predict, postprocess.DetectOptions(max_side_len=128, zoom_when_empty="2,3,4,5"))
     found, never = ladder.detect_batch([np.zeros((512, 512, 3), np.uint8), np.full((512, 512, 3), 9, np.uint8)])
