@@ -33,8 +33,9 @@ what a user gets:
 
 Each model is scored by ``eval.py --gt_path`` (ICDAR 2015 Task 4.1, summary.json) at
 ``--max_side_len`` 256, 512, 1024, at eval.py's defaults (the scale and the --core_thresh the checkpoint
-records), with --core_thresh 0.75 and 0 (``core``, ``nocore``), at the demo's eval settings and at the
-fine-tune command's. The peer's quads are written as result files and scored by ``icdar.py
+records), with --core_thresh 0.75 and 0 (``core``, ``nocore``), with one further look at twice the
+scale only (``zoom2``, eval.py's default before the looks at 3 and 4 times), at the demo's eval settings
+and at the fine-tune command's. The peer's quads are written as result files and scored by ``icdar.py
 evaluate``, the same scorer; its image size is set the same way (longest side = N; "defaults" is
 RapidOCR's own: shortest side 736). ``ours / peer`` is the ratio of images all correct at the same
 setting. Evaluations are cached by model, setting and the inference code (INFERENCE_SOURCES), so a
@@ -99,6 +100,7 @@ def eval_settings() -> dict[str, dict]:
     settings["defaults"] = {}
     settings["core"] = {"core_thresh": postprocess.SYNTHETIC_ONLY_CORE_THRESH}  # the defaults plus the core filter
     settings["nocore"] = {"core_thresh": 0.0}  # the defaults with EAST-tf2's filters only, whatever the model records
+    settings["zoom2"] = {"zoom_when_empty": "2"}  # the defaults with one further look only, as before 8fc7284
     for name, config in (("demo", demo_config), ("finetune", finetune_config)):
         # A setting left None is eval.py's own (max_side_len: the scale the checkpoint records).
         settings[name] = {key: getattr(config, key) for key in ("max_side_len", "score_map_thresh", "box_thresh",
@@ -480,8 +482,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--settings", default=",".join(eval_settings()),
                         help="comma-separated eval settings: 256, 512, 1024 (--max_side_len), defaults (eval.py's), "
                              "core (the defaults with --core_thresh %g), nocore (the defaults with --core_thresh 0, "
-                             "EAST-tf2's filters only), demo (the demo's eval flags), finetune (the fine-tune "
-                             "command's)" % postprocess.SYNTHETIC_ONLY_CORE_THRESH)
+                             "EAST-tf2's filters only), zoom2 (the defaults with --zoom_when_empty 2: one further "
+                             "look only), demo (the demo's eval flags), finetune (the fine-tune command's)" % postprocess.SYNTHETIC_ONLY_CORE_THRESH)
     parser.add_argument("--rehearsal_share", type=float, default=0.0,
                         help="also fine-tune with the demo's scenes as this share of the training images "
                              "(model 'rehearsal'); 0 = not")

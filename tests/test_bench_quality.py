@@ -45,6 +45,7 @@ def test_settings_come_from_demo_and_the_peer_row_they_are_compared_with():
     assert settings["core"] == {"core_thresh": postprocess.SYNTHETIC_ONLY_CORE_THRESH} and bench_quality.peer_setting(
         "core") == "defaults"
     assert settings["nocore"] == {"core_thresh": 0.0} and bench_quality.peer_setting("nocore") == "defaults"
+    assert postprocess.parse_zoom_when_empty(settings["zoom2"]["zoom_when_empty"]) == (2.0,)
     assert settings["demo"]["max_side_len"] == demo.PROFILES["full"].max_side_len
     # The fine-tune runs at the scale its checkpoint records: no --max_side_len.
     assert demo.FINETUNE_PROFILES["full"].max_side_len is None and "max_side_len" not in settings["finetune"]
