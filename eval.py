@@ -489,7 +489,8 @@ def main(argv: Sequence[str]) -> None:
         zoom_sides = postprocess.DetectOptions(max_side_len=settled["max_side_len"],
                                                zoom_when_empty=settled["zoom_when_empty"]).zoom_sides
         print(f"{summary['images_zoomed']} image(s) with no box at --max_side_len {settled['max_side_len']} got theirs "
-              f"from a later look at {' or '.join(map(str, zoom_sides))} (--zoom_when_empty)")
+              f"from a later look at {' or '.join(map(str, zoom_sides))} (--zoom_when_empty; on photos that may "
+              f"hold no plate those looks find false boxes: --zoom_when_empty 1 looks once)")
     if summary["config"]["core_thresh"]:
         source = "--core_thresh" if config.core_thresh is not None else "the model records it; --core_thresh"
         print(f"boxes whose core scored {summary['config']['core_thresh']:g} or less on average were dropped "
