@@ -25,10 +25,12 @@ import collections
 import contextlib
 import csv
 import dataclasses
+import faulthandler
 import io
 import logging
 import os
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -840,6 +842,10 @@ def main(argv, *, on_step: Callable[[int], None] | None = None) -> int:
 
 if __name__ == "__main__":
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if hasattr(signal, "SIGUSR1"):
+        # `kill -USR1 PID` prints every thread's Python stack to stderr and training goes on: where a
+        # run that seems stuck is waiting (data workers, a checkpoint write, the device).
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     from absl import app
 
     define_flags()
