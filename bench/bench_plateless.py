@@ -1,6 +1,6 @@
 """False boxes on real photos with no plate in them: one look against the zoom looks, in one run.
 
-    python bench/bench_plateless.py [--model NAME=DIR ...] [--looks 1,2,2,3,4] [--json]
+    python bench/bench_plateless.py [--model NAME=DIR ...] [--looks 2 --looks 2,3,4 ...] [--crops] [--json]
 
 eval.py looks at a photo that gives no box again at larger sides (``--zoom_when_empty``, default 2,3,4
 at the scale a checkpoint records). On a photo with a plate that finds the plate the first look missed;
@@ -42,7 +42,6 @@ DEFAULT_WORK_DIR = REPO_ROOT / "data" / "bench_plateless"  # git-ignored
 DEFAULT_MODEL = REPO_ROOT / "checkpoints" / "demo" / "plates"
 DEFAULT_LOOKS = ("1", "2", "2,3,4")
 MIN_BAND_SHARE = 0.3  # a band shorter than this share of the photo's height is not used
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
 def plate_free_band(image_hw: tuple[int, int], quads: np.ndarray) -> tuple[int, int] | None:
@@ -157,7 +156,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "1 is always measured, as the reference")
     parser.add_argument("--shared_data", type=Path, default=SHARED_DATA, help="folder holding the data sets")
     parser.add_argument("--work_dir", type=Path, default=DEFAULT_WORK_DIR, help="bands, evaluations (the cache)")
-    parser.add_argument("--crops", action="store_true", help="copy every photo that got a box, to judge by eye")
+    parser.add_argument("--crops", action="store_true", help="write every photo that got a box, its boxes drawn, to judge by eye")
     parser.add_argument("--json", action="store_true", help="print one JSON line last")
     return parser.parse_args(argv)
 

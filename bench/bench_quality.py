@@ -483,7 +483,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="comma-separated eval settings: 256, 512, 1024 (--max_side_len), defaults (eval.py's), "
                              "core (the defaults with --core_thresh %g), nocore (the defaults with --core_thresh 0, "
                              "EAST-tf2's filters only), zoom2 (the defaults with --zoom_when_empty 2: one further "
-                             "look only), demo (the demo's eval flags), finetune (the fine-tune command's)" % postprocess.SYNTHETIC_ONLY_CORE_THRESH)
+                             "look only), demo (the demo's eval flags), finetune (the fine-tune command's)"
+                             % postprocess.SYNTHETIC_ONLY_CORE_THRESH)
     parser.add_argument("--rehearsal_share", type=float, default=0.0,
                         help="also fine-tune with the demo's scenes as this share of the training images "
                              "(model 'rehearsal'); 0 = not")
