@@ -35,6 +35,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(REPO_ROOT / "bench"))
 
+import eval as east_eval  # noqa: E402
 import icdar  # noqa: E402
 from bench_quality import SHARED_DATA, inference_code_key, model_key, run_cli, settings_key  # noqa: E402
 
@@ -70,9 +71,10 @@ def write_plate_dev_bands(images_dir: Path, out_dir: Path) -> int:
         return json.loads(done.read_text())["bands"]
     out_dir.mkdir(parents=True, exist_ok=True)
     ground_truth = icdar.load_ground_truth(images_dir)
+    images = {path.stem: path for path in east_eval.list_images(images_dir)}
     written = 0
     for stem, annotation in sorted(ground_truth.items()):
-        image = cv2.imread(str(images_dir / f"{stem}.jpg"))
+        image = cv2.imread(str(images[stem])) if stem in images else None
         band = None if image is None or len(annotation.quads) == 0 else plate_free_band(image.shape[:2], annotation.quads)
         if band is not None:
             cv2.imwrite(str(out_dir / f"{stem}.png"), image[band[0]:band[1]])  # PNG: the photo's own pixels

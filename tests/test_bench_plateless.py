@@ -33,7 +33,11 @@ def test_bands_are_written_with_the_photos_own_pixels(tmp_path):
     (images / "tiny.jpg").write_bytes((images / "car.jpg").read_bytes())
     (images / "tiny.txt").write_text("10 30 50 30 50 70 10 70 PLATE\n")  # 40 rows tall: no band of 30 rows
 
-    assert bench_plateless.write_plate_dev_bands(images, out) == 1
+    cv2.imwrite(str(images / "van.png"), photo)  # any image type the loader reads, not only JPEG
+    (images / "van.txt").write_text("10 20 50 20 50 30 10 30 PLATE\n")  # plate rows 20..30: band 40..100
+
+    assert bench_plateless.write_plate_dev_bands(images, out) == 2
     band = cv2.imread(str(out / "car.png"))
     np.testing.assert_array_equal(band, cv2.imread(str(images / "car.jpg"))[:60])
+    np.testing.assert_array_equal(cv2.imread(str(out / "van.png")), photo[40:])
     assert not (out / "tiny.png").exists()
