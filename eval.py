@@ -70,6 +70,7 @@ class EvalConfig:
     zoom_when_empty: float | str | tuple[float, ...] | None = None
     # None: on at the checkpoint's recorded scale, else off (see postprocess.settle_flip_test).
     flip_test: bool | None = None
+    zoom_confirm_iou: float = DETECT_DEFAULTS.zoom_confirm_iou
 
     def __post_init__(self):
         if self.output_format not in OUTPUT_FORMATS:
@@ -88,7 +89,8 @@ class EvalConfig:
             max_side_len=postprocess.settle_max_side_len(self.max_side_len, {}),
             test_scales=postprocess.parse_test_scales(self.test_scales),
             zoom_when_empty=postprocess.settle_zoom_when_empty(self.zoom_when_empty, True, self.test_scales),
-            flip_test=postprocess.settle_flip_test(self.flip_test, True, self.test_scales, {}))
+            flip_test=postprocess.settle_flip_test(self.flip_test, True, self.test_scales, {}),
+            zoom_confirm_iou=self.zoom_confirm_iou)
 
     def for_model(self, model_info: dict) -> "EvalConfig":
         """This config with max_side_len, zoom_when_empty, flip_test and core_thresh settled for the model
@@ -446,6 +448,9 @@ def _define_flags(flags) -> None:
                         "--max_side_len in turn until a run gives boxes, and that run's boxes are kept; 1: one "
                         "run (default: %s at the scale the checkpoint records, else 1)"
                         % ",".join(f"{factor:g}" for factor in postprocess.ZOOM_WHEN_EMPTY))
+    flags.DEFINE_float("zoom_confirm_iou", DETECT_DEFAULTS.zoom_confirm_iou,
+                       "when a zoom look keeps several boxes, drop those no box of the look before or after it "
+                       "overlaps at this IoU, unless that drops them all; 0: keep them all. In [0, 1]")
     flags.DEFINE_boolean("flip_test", None,
                          "also run each image mirrored left to right and decode the mean of the two score maps "
                          "(twice the network time; fewer false boxes at a model's own scale); --noflip_test: one "

@@ -21,14 +21,14 @@ import dataclasses
 import logging
 import math
 import time
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import cv2
 import numpy as np
 
 from geometry import (MIN_QUAD_AREA, core_mean_scores, decode_rbox, order_clockwise_from_top_left,
                       polygon_signed_area)
-from locality_aware_nms import nms_locality, standard_nms
+from locality_aware_nms import nms_locality, quad_iou, standard_nms
 from network_io import OUTPUT_STRIDE, PIXEL_OFFSET, PIXEL_SCALE, SIZE_MULTIPLE
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,12 @@ THRESHOLD_NAMES = ("score_map_thresh", "box_thresh", "core_thresh", "nms_thres")
 # small for the network (under the smallest heights its training showed) comes into range. The third and
 # fourth looks: README "Results", "looked at again"; bench/bench_quality.py measures it (the "defaults" rows).
 ZOOM_WHEN_EMPTY = (2.0, 3.0, 4.0)
+# A zoom look that keeps several boxes keeps those the looks just before and after it also found (IoU at least
+# this with one of their boxes, before any core filter), when any is: a plate's box is much the same at every
+# scale that sees it, while the boxes on a camera's date stamp or a line of sign text break up differently from
+# one scale to the next. bench/bench_zoom_rule.py chose it on the train splits (README "Results", "Several boxes
+# at a later look").
+ZOOM_CONFIRM_IOU = 0.7
 # The core_thresh that suits a model trained on synthetic plates only, at the scale its checkpoint records: it
 # scores real lamps, badges and signs high enough to pass EAST-tf2's filters (README "Results", "--core_thresh").
 # ``make demo`` records it in its checkpoint (train.py --eval_core_thresh), so eval.py and serve.py use it there.
@@ -69,6 +75,9 @@ class DetectOptions:
             (EAST-tf2). A number is one factor (1: one run). Ignored with several test_scales.
         flip_test: run the network on the mirrored image too and decode the mean of the two score maps
             (twice the network time); False = one pass (EAST-tf2).
+        zoom_confirm_iou: when a zoom look keeps several boxes, those that no box of the look before it or of
+            the next zoom look (run for that) overlaps at this IoU or more are dropped, unless none is
+            overlapped so (then all stay); 0 = off. Only zoom looks; the first look's boxes are never checked.
 
     The four thresholds are probabilities or an IoU: any number in the closed range [0, 1] is
     accepted (0 keeps everything, 1 keeps nothing), NaN is refused. Sides are integers >= 32.
@@ -82,9 +91,10 @@ class DetectOptions:
     test_scales: tuple[int, ...] = ()
     zoom_when_empty: tuple[float, ...] = ()
     flip_test: bool = False
+    zoom_confirm_iou: float = ZOOM_CONFIRM_IOU
 
     def __post_init__(self):
-        for name in THRESHOLD_NAMES:
+        for name in (*THRESHOLD_NAMES, "zoom_confirm_iou"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) \
                     or not 0.0 <= value <= 1.0:
@@ -402,6 +412,26 @@ def to_output_quads(boxes, ratio_h: float, ratio_w: float, min_side: float = MIN
     return quads[keep], boxes[keep, 8].astype(np.float32)
 
 
+def confirmed_by(quads, other_quads, min_iou: float) -> np.ndarray:
+    """Which of ``quads`` some quad of ``other_quads`` overlaps at IoU >= min_iou.
+
+    Args:
+        quads: (N, 4, 2) convex quads, px.
+        other_quads: (M, 4, 2) convex quads in the same px (another look's boxes).
+        min_iou: in [0, 1].
+
+    Returns:
+        bool (N,); all False when M is 0.
+    """
+    quads = np.asarray(quads, np.float64).reshape(-1, 4, 2)
+    other_quads = np.asarray(other_quads, np.float64).reshape(-1, 4, 2)
+    if not len(quads) or not len(other_quads):
+        return np.zeros(len(quads), bool)
+    pairs_a = np.repeat(quads, len(other_quads), axis=0)
+    pairs_b = np.tile(other_quads, (len(quads), 1, 1))
+    return (quad_iou(pairs_a, pairs_b).reshape(len(quads), len(other_quads)) >= min_iou).any(axis=1)
+
+
 def merge_scales(boxes_per_scale: Sequence[np.ndarray], nms_thres: float) -> np.ndarray:
     """One box list from several scales' boxes, all in original px: standard NMS on the union.
 
@@ -433,6 +463,22 @@ class Detection:
     seconds: dict[str, float]
 
 
+class _Run(NamedTuple):
+    """One network run of one image at one side.
+
+    Attributes:
+        boxes: float32 (N, 9) network-input px and mean score, every filter applied.
+        ratios: (ratio_h, ratio_w) from resize_for_inference.
+        input_hw: network input (h, w).
+        unfiltered: float32 (M, 9) the same before the core filter (M >= N).
+    """
+
+    boxes: np.ndarray
+    ratios: tuple[float, float]
+    input_hw: tuple[int, int]
+    unfiltered: np.ndarray
+
+
 class Detector:
     """The inference pipeline: pixels in, output quads out (see the module docstring).
 
@@ -445,14 +491,22 @@ class Detector:
         self.predict = predict
         self.options = options
 
-    def _boxes(self, score_map, geo_map, seconds: dict) -> np.ndarray:
+    def _boxes(self, score_map, geo_map, seconds: dict) -> tuple[np.ndarray, np.ndarray]:
+        """(boxes, the same before the core filter) of one image's maps (detect_boxes)."""
         timings: dict[str, float] = {}
-        boxes = detect_boxes(score_map, geo_map, score_map_thresh=self.options.score_map_thresh,
-                             box_thresh=self.options.box_thresh, core_thresh=self.options.core_thresh,
-                             nms_thres=self.options.nms_thres, timings=timings)
+        unfiltered = detect_boxes(score_map, geo_map, score_map_thresh=self.options.score_map_thresh,
+                                  box_thresh=self.options.box_thresh, core_thresh=0.0,
+                                  nms_thres=self.options.nms_thres, timings=timings)
+        boxes = unfiltered
+        if self.options.core_thresh > 0 and len(unfiltered):
+            start = time.perf_counter()
+            score_map = np.asarray(score_map, np.float32).reshape(score_map.shape[:2])
+            cores = core_mean_scores(score_map, unfiltered[:, :8].reshape(-1, 4, 2))
+            boxes = unfiltered[cores > self.options.core_thresh]
+            timings["nms"] += time.perf_counter() - start  # detect_boxes counts its filters as NMS too
         for key, value in timings.items():
             seconds[key] = seconds.get(key, 0.0) + value
-        return boxes
+        return boxes, unfiltered
 
     def _network(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(score maps, geo maps) of a uint8 (B, H, W, 3) batch; with flip_test, the scores are averaged
@@ -463,8 +517,8 @@ class Detector:
         mirrored_scores, _ = self.predict(np.ascontiguousarray(batch[:, :, ::-1]))
         return average_with_mirrored(score_maps, mirrored_scores), geo_maps
 
-    def _run_scale(self, images_rgb: Sequence[np.ndarray], max_side_len: int, seconds: list[dict]) -> list:
-        """(boxes in network px, ratios) per image at one scale; consecutive equal sizes share a network call."""
+    def _run_scale(self, images_rgb: Sequence[np.ndarray], max_side_len: int, seconds: list[dict]) -> list[_Run]:
+        """One _Run per image at one scale; consecutive equal sizes share a network call."""
         prepared = []
         for image_rgb, timing in zip(images_rgb, seconds):
             start = time.perf_counter()
@@ -481,40 +535,60 @@ class Detector:
             share = (time.perf_counter() - start) / (last - first)
             for offset, index in enumerate(range(first, last)):
                 seconds[index]["network"] = seconds[index].get("network", 0.0) + share
-                ratios = prepared[index][1]
-                results.append((self._boxes(score_maps[offset], geo_maps[offset], seconds[index]), ratios,
-                                prepared[index][0].shape[:2]))
+                boxes, unfiltered = self._boxes(score_maps[offset], geo_maps[offset], seconds[index])
+                results.append(_Run(boxes, prepared[index][1], tuple(int(side) for side in prepared[index][0].shape[:2]),
+                                    unfiltered))
         return results
 
-    def _detection(self, image_rgb: np.ndarray, runs: list, seconds: dict) -> Detection:
-        """One image's Detection from its runs (one per scale: boxes in network px, ratios, input hw)."""
+    def _detection(self, image_rgb: np.ndarray, runs: list[_Run], seconds: dict) -> Detection:
+        """One image's Detection from its runs (one per scale)."""
         if len(runs) == 1:
-            quads, scores = to_output_quads(runs[0][0], *runs[0][1], image_hw=image_rgb.shape[:2])
+            quads, scores = to_output_quads(runs[0].boxes, *runs[0].ratios, image_hw=image_rgb.shape[:2])
         else:
             start = time.perf_counter()
-            merged = merge_scales([_boxes_in_original(boxes, ratios) for boxes, ratios, _ in runs],
-                                  self.options.nms_thres)
+            merged = merge_scales([_boxes_in_original(run.boxes, run.ratios) for run in runs], self.options.nms_thres)
             seconds["nms"] += time.perf_counter() - start  # the merge counts as NMS
             quads, scores = to_output_quads(merged, 1.0, 1.0, image_hw=image_rgb.shape[:2])
-        return Detection(quads, scores, tuple(int(side) for side in runs[0][2]), seconds)
+        return Detection(quads, scores, runs[0].input_hw, seconds)
 
-    def _zoom_where_empty(self, images_rgb: Sequence[np.ndarray], detections: list[Detection]) -> None:
+    def _zoom_where_empty(self, images_rgb: Sequence[np.ndarray], detections: list[Detection],
+                          first_runs: list[_Run]) -> None:
         """Runs the images with no output box again at each of options.zoom_sides in turn (those whose
         input would grow past their last look) and puts the first new Detection that has a box in
-        ``detections``; an image with none after every look keeps its first."""
-        last_hw = [detection.input_hw for detection in detections]
+        ``detections``; an image with none after every look keeps its first. With zoom_confirm_iou, a look
+        that keeps several boxes waits for the next look that grows (if any) and keeps those confirmed by
+        it or by the look before (``_keep_confirmed``)."""
+        last_run = list(first_runs)
+        waiting: dict[int, _Run] = {}  # image -> the look before the one whose boxes await confirmation
         for side in self.options.zoom_sides:
-            empty = [index for index, detection in enumerate(detections) if not len(detection.quads)
-                     and input_hw(images_rgb[index].shape[:2], side) != last_hw[index]]
-            if not empty:
+            todo = [index for index, detection in enumerate(detections) if (not len(detection.quads) or index in waiting)
+                    and input_hw(images_rgb[index].shape[:2], side) != last_run[index].input_hw]
+            if not todo:
                 continue
-            zoomed = self._run_scale([images_rgb[index] for index in empty], side,
-                                     [detections[index].seconds for index in empty])
-            for index, run in zip(empty, zoomed):
-                last_hw[index] = tuple(int(length) for length in run[2])
+            zoomed = self._run_scale([images_rgb[index] for index in todo], side,
+                                     [detections[index].seconds for index in todo])
+            for index, run in zip(todo, zoomed):
+                if index in waiting:
+                    detections[index] = self._keep_confirmed(detections[index], [waiting.pop(index), run],
+                                                             images_rgb[index].shape[:2])
+                    continue
                 detection = self._detection(images_rgb[index], [run], detections[index].seconds)
                 if len(detection.quads):
                     detections[index] = detection
+                    if self.options.zoom_confirm_iou > 0 and len(detection.quads) > 1:
+                        waiting[index] = last_run[index]
+                last_run[index] = run
+        for index, previous in waiting.items():  # found at the last look that grows: the one before confirms
+            detections[index] = self._keep_confirmed(detections[index], [previous], images_rgb[index].shape[:2])
+
+    def _keep_confirmed(self, detection: Detection, neighbours: list[_Run], image_hw: tuple[int, int]) -> Detection:
+        """``detection`` less the boxes no box of ``neighbours`` (before their core filter) overlaps at
+        options.zoom_confirm_iou, unless that would leave none (``confirmed_by``)."""
+        others = [to_output_quads(run.unfiltered, *run.ratios, image_hw=image_hw)[0] for run in neighbours]
+        confirmed = confirmed_by(detection.quads, np.concatenate(others), self.options.zoom_confirm_iou)
+        if not confirmed.any():
+            return detection
+        return dataclasses.replace(detection, quads=detection.quads[confirmed], scores=detection.scores[confirmed])
 
     def detect_batch(self, images_rgb: Sequence[np.ndarray]) -> list[Detection]:
         """Detections for several images; at each scale, consecutive images of one input size share a call.
@@ -530,7 +604,7 @@ class Detector:
         detections = [self._detection(image_rgb, [scale_results[index] for scale_results in per_scale], seconds[index])
                       for index, image_rgb in enumerate(images_rgb)]
         if len(per_scale) == 1 and self.options.zoom_when_empty:
-            self._zoom_where_empty(images_rgb, detections)
+            self._zoom_where_empty(images_rgb, detections, per_scale[0])
         return detections
 
     def __call__(self, image_rgb: np.ndarray) -> Detection:

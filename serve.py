@@ -466,6 +466,9 @@ def parse_args(argv: Sequence[str]):
                              f"times --max_side_len in turn until a run gives boxes; 1: one run (default: "
                              f"{','.join(f'{factor:g}' for factor in postprocess.ZOOM_WHEN_EMPTY)} at the scale a "
                              f"checkpoint records, else 1)")
+    parser.add_argument("--zoom_confirm_iou", type=float, default=defaults.zoom_confirm_iou,
+                        help="when a zoom look keeps several boxes, drop those no box of the look before or after "
+                             "it overlaps at this IoU, unless that drops them all; 0: keep them all")
     parser.add_argument("--flip_test", dest="flip_test", action="store_true", default=None,
                         help="also run each image mirrored and decode the mean of the two score maps (twice the "
                              "network time; default: on at the scale a checkpoint records, else off)")
@@ -482,7 +485,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         given = postprocess.DetectOptions(
             score_map_thresh=args.score_map_thresh, box_thresh=args.box_thresh, nms_thres=args.nms_thres,
-            test_scales=postprocess.parse_test_scales(args.test_scales))
+            test_scales=postprocess.parse_test_scales(args.test_scales), zoom_confirm_iou=args.zoom_confirm_iou)
 
         def settled(model_info: dict) -> postprocess.DetectOptions:
             return postprocess.settle_for_model(given, args.max_side_len, args.zoom_when_empty, args.flip_test,

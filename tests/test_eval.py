@@ -428,12 +428,21 @@ def test_eval_counts_the_images_it_looked_at_again(tmp_path):
     assert given["images_zoomed"] == 0 and given["boxes"] == 0 and given["evaluation"]["recall"] == 0.0
 
 
+def test_zoom_confirm_iou_reaches_the_detector_from_the_flag_and_survives_the_model_settling():
+    assert east_eval.EvalConfig("a", "b", "c").for_model({"max_side_len": 320}).detect_options.zoom_confirm_iou == \
+        postprocess.ZOOM_CONFIRM_IOU
+    given = east_eval.EvalConfig("a", "b", "c", zoom_confirm_iou=0.0).for_model({"max_side_len": 320})
+    assert given.detect_options.zoom_confirm_iou == 0.0 and given.detect_options.zoom_when_empty == (2.0, 3.0, 4.0)
+    with pytest.raises(ValueError, match="zoom_confirm_iou"):
+        east_eval.EvalConfig("a", "b", "c", zoom_confirm_iou=2.0)
+
+
 def test_detect_options_validate_once():
     for bad in (dict(score_map_thresh=1.5), dict(box_thresh=-0.1), dict(nms_thres=float("nan")),
                 dict(max_side_len=16), dict(max_side_len=100.0), dict(test_scales=(64, 8)),
                 dict(zoom_when_empty=0.5), dict(zoom_when_empty=float("inf")), dict(zoom_when_empty=True),
                 dict(zoom_when_empty="3,2"), dict(zoom_when_empty="2,x"), dict(zoom_when_empty=(2.0, 2.0)),
-                dict(flip_test=1), dict(flip_test="yes")):
+                dict(flip_test=1), dict(flip_test="yes"), dict(zoom_confirm_iou=1.5), dict(zoom_confirm_iou=-0.1)):
         with pytest.raises(ValueError, match=next(iter(bad))):
             postprocess.DetectOptions(**bad)
     assert postprocess.DetectOptions(score_map_thresh=0.0, box_thresh=1.0).box_thresh == 1.0  # closed [0, 1]

@@ -138,6 +138,9 @@ def test_serve_defaults_come_from_detect_options_and_test_scales_merge():
     assert postprocess.settle_zoom_when_empty(None, True, "") == postprocess.settle_zoom_when_empty(None, False, "160,320") == ()
     assert postprocess.settle_zoom_when_empty("1.5,3", True, "") == (1.5, 3.0)
     assert postprocess.settle_zoom_when_empty(1, False, "") == ()
+    # zoom_confirm_iou: DetectOptions' (postprocess.ZOOM_CONFIRM_IOU), else as given.
+    assert args.zoom_confirm_iou == defaults.zoom_confirm_iou == postprocess.ZOOM_CONFIRM_IOU
+    assert serve.parse_args(["--zoom_confirm_iou=0"]).zoom_confirm_iou == 0.0
     # flip_test: on at the scale a checkpoint records, one pass otherwise, else as given.
     assert args.flip_test is None and serve.parse_args(["--noflip_test"]).flip_test is False
     assert serve.parse_args(["--flip_test"]).flip_test is True
