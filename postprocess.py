@@ -7,7 +7,8 @@ decode (score > score_map_thresh, restore RBOX) → locality-aware NMS → mean-
 (``to_output_quads``). With several test scales, each scale's boxes are mapped to original
 pixels and the union is merged by standard NMS before the output step.
 With one scale and ``zoom_when_empty`` factors, an image that gives no box is run again at each
-factor times the side in turn, until a run gives boxes, and that run's boxes are kept. With
+factor times the side in turn, until a run gives boxes, and that run's boxes are kept (of several, those
+a box of the run before or after it overlaps at ``zoom_confirm_iou``, when any is). With
 ``flip_test``, every network run also sees the image mirrored left to right, and the two score maps
 are averaged before decoding (``average_with_mirrored``); the geometry is the unmirrored run's.
 
