@@ -351,13 +351,19 @@ def detect_boxes(
     else:
         boxes = boxes.copy()
         boxes[:, 8] = _mean_scores(score_map, boxes)
-        boxes = boxes[boxes[:, 8] > box_thresh]
-        if core_thresh > 0 and len(boxes):
-            boxes = boxes[core_mean_scores(score_map, boxes[:, :8].reshape(-1, 4, 2)) > core_thresh]
+        boxes = _core_filtered(score_map, boxes[boxes[:, 8] > box_thresh], core_thresh)
     if timings is not None:
         timings["decode"] = decoded - start
         timings["nms"] = time.perf_counter() - decoded
     return boxes
+
+
+def _core_filtered(score_map: np.ndarray, boxes: np.ndarray, core_thresh: float) -> np.ndarray:
+    """``boxes`` (N, 9, network px) whose core scores above core_thresh on average on the (h, w)
+    ``score_map`` (geometry.core_mean_scores); all of them when core_thresh is 0."""
+    if core_thresh <= 0 or not len(boxes):
+        return boxes
+    return boxes[core_mean_scores(score_map, boxes[:, :8].reshape(-1, 4, 2)) > core_thresh]
 
 
 def boxes_to_original(boxes, ratio_h: float, ratio_w: float) -> np.ndarray:
@@ -498,13 +504,10 @@ class Detector:
         unfiltered = detect_boxes(score_map, geo_map, score_map_thresh=self.options.score_map_thresh,
                                   box_thresh=self.options.box_thresh, core_thresh=0.0,
                                   nms_thres=self.options.nms_thres, timings=timings)
-        boxes = unfiltered
-        if self.options.core_thresh > 0 and len(unfiltered):
-            start = time.perf_counter()
-            score_map = np.asarray(score_map, np.float32).reshape(score_map.shape[:2])
-            cores = core_mean_scores(score_map, unfiltered[:, :8].reshape(-1, 4, 2))
-            boxes = unfiltered[cores > self.options.core_thresh]
-            timings["nms"] += time.perf_counter() - start  # detect_boxes counts its filters as NMS too
+        start = time.perf_counter()
+        boxes = _core_filtered(np.asarray(score_map, np.float32).reshape(score_map.shape[:2]), unfiltered,
+                               self.options.core_thresh)
+        timings["nms"] += time.perf_counter() - start  # detect_boxes counts its filters as NMS too
         for key, value in timings.items():
             seconds[key] = seconds.get(key, 0.0) + value
         return boxes, unfiltered

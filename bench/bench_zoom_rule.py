@@ -31,7 +31,6 @@ import json
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -41,7 +40,7 @@ sys.path.insert(0, str(REPO_ROOT / "bench"))
 import eval as east_eval  # noqa: E402
 import icdar  # noqa: E402
 import postprocess  # noqa: E402
-from bench_plateless import plate_free_band  # noqa: E402
+from bench_plateless import write_plate_dev_bands  # noqa: E402
 from bench_quality import SHARED_DATA, inference_code_key, model_key, prepare_datasets, settings_key  # noqa: E402
 from geometry import core_mean_scores  # noqa: E402
 
@@ -137,8 +136,10 @@ def record_folder(model: Path, photos: list[Path], cache: Path) -> dict[str, dic
     detector = postprocess.Detector(predictor, dataclasses.replace(options, core_thresh=0.0))
     records = {}
     for path in photos:
-        image_bgr = cv2.imread(str(path))
-        records[path.stem] = record_photo(detector, image_bgr[..., ::-1].copy(), options.core_thresh)
+        image_rgb = east_eval.read_image_rgb(path)
+        if image_rgb is None:
+            raise ValueError(f"{path}: cannot be decoded as an image")
+        records[path.stem] = record_photo(detector, image_rgb, options.core_thresh)
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps(records))
     return records
@@ -220,21 +221,10 @@ def photo_sets(split: str, shared: Path, work_dir: Path) -> dict[str, tuple[list
     for name, split_folders in folders.items():
         folder = split_folders[split]
         sets[name] = (east_eval.list_images(folder), icdar.load_ground_truth(folder))
-    sets[BAND_SET] = (write_bands(sets["plates_dev"][0], sets["plates_dev"][1], work_dir / f"bands_{split}"), None)
+    bands = work_dir / f"bands_{split}"
+    write_plate_dev_bands(folders["plates_dev"][split], bands)
+    sets[BAND_SET] = (sorted(bands.glob("*.png")), None)
     return sets
-
-
-def write_bands(photos: list[Path], ground_truth: dict[str, icdar.Annotation], out_dir: Path) -> list[Path]:
-    """bench_plateless's plate-free band of each photo, as <stem>.png in out_dir (once)."""
-    if not (out_dir / "done").is_file():
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for path in photos:
-            image = cv2.imread(str(path))
-            band = plate_free_band(image.shape[:2], ground_truth[path.stem].quads)
-            if band is not None:
-                cv2.imwrite(str(out_dir / f"{path.stem}.png"), image[band[0]:band[1]])
-        (out_dir / "done").write_text("")
-    return sorted(out_dir.glob("*.png"))
 
 
 # --------------------------------------------------------------------------- report
