@@ -41,6 +41,7 @@ from typing import Callable
 import postprocess
 
 import path_guard
+from synthetic_data import PLATE_SCENES_VERSION
 
 REPO_ROOT = Path(__file__).resolve().parent
 # eval.py's detection defaults: the one source of the thresholds both configs below use.
@@ -114,7 +115,8 @@ class DemoConfig:
     def data_settings(self) -> dict:
         names = ("seed", "count", "width", "height", "min_plates", "max_plates", "min_plate_width",
                  "max_plate_width", "typical_plate_width", "max_angle", "clutter", "test_ratio")
-        return {name: getattr(self, name) for name in names}
+        # The generator's own version too: scenes drawn by an older synthetic_data.py are regenerated.
+        return {name: getattr(self, name) for name in names} | {"scenes_version": PLATE_SCENES_VERSION}
 
     def train_settings(self) -> dict:
         names = ("backbone", "input_size", "batch_size", "max_steps", "init_learning_rate", "lr_decay_steps",

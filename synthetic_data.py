@@ -67,6 +67,9 @@ TWO_ROW_PATTERNS = (("LL", "DDDD"), ("DD", "LLL DD"), ("LLL", "DDDD"), ("L DD", 
 PLATE_COLORS_BGR = ((245, 245, 245), (235, 240, 240), (30, 200, 240), (60, 215, 250))  # whites, yellows
 INK_COLORS_BGR = ((20, 20, 20), (40, 30, 10), (90, 30, 20), (20, 20, 120))
 PLATE_RENDER_HEIGHT = 110  # px; generic plates are drawn flat at this height, then warped into the scene
+# Bump when a change draws other plate scenes from the same seed: demo.py then regenerates its data and
+# retrains (its marker file records it, and bench_quality's cache key of the demo model).
+PLATE_SCENES_VERSION = 1
 HEADLAMP_COLORS_BGR = ((200, 220, 235), (170, 200, 220))
 TAIL_LAMP_COLORS_BGR = ((30, 30, 190), (40, 60, 210), (20, 20, 140))
 CAR_COLORS_BGR = (

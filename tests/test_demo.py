@@ -41,6 +41,17 @@ def test_changed_settings_regenerate_and_retrain(tmp_path):
     assert not paths.data.exists() and not paths.checkpoints.exists()
 
 
+def test_a_new_scene_generator_regenerates_and_retrains(tmp_path, monkeypatch):
+    config = demo.PROFILES["smoke"]
+    paths = _paths(tmp_path)
+    demo._write_marker(config, paths, complete=True)
+    paths.model.mkdir(parents=True)
+    assert demo.prepare_folders(config, paths, fresh=False) == (True, True)
+    monkeypatch.setattr(demo, "PLATE_SCENES_VERSION", demo.PLATE_SCENES_VERSION + 1)
+    assert demo.prepare_folders(config, paths, fresh=False) == (False, False)
+    assert not paths.data.exists() and not paths.checkpoints.exists()
+
+
 def test_interrupted_generation_is_redone(tmp_path):
     config = demo.PROFILES["smoke"]
     paths = _paths(tmp_path)
