@@ -584,6 +584,9 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
                         help="delete data/demo, checkpoints/demo and outputs/demo first and start over")
     parser.add_argument("--profile", choices=sorted(PROFILES), default="full",
                         help="'smoke' is a tiny run for the tests (no accuracy promised)")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="the seed of the demo's scenes and of its training (default: the profile's, 0); runs of "
+                             "the recipe with other seeds differ on real photos (README 'Results')")
     parser.add_argument("--root", type=Path, default=REPO_ROOT,
                         help="folder under which data/demo, checkpoints/demo and outputs/demo live "
                              "(and data/finetune, checkpoints/finetune, outputs/finetune)")
@@ -626,6 +629,12 @@ def _print_result(result: dict, paths: DemoPaths, what: str) -> None:
     print(f"overlays and box files: {_shown(paths.outputs)}/   model: {_shown(paths.model)}/")
 
 
+def demo_config(args: argparse.Namespace) -> DemoConfig:
+    """The profile's DemoConfig, with --seed when given."""
+    config = PROFILES[args.profile]
+    return config if args.seed is None else dataclasses.replace(config, seed=args.seed)
+
+
 def finetune_main(args: argparse.Namespace) -> int:
     """``--finetune_*``: exit status 0, 1 when a step failed, 2 when the photos are unusable."""
     root = args.root.resolve()
@@ -636,7 +645,7 @@ def finetune_main(args: argparse.Namespace) -> int:
 
     def train_base() -> float:
         """Runs the normal demo unless its model is finished (a half-trained one would be resumed)."""
-        config = PROFILES[args.profile]
+        config = demo_config(args)
         if newest_step(base_model) >= config.max_steps:
             return 0.0
         print(f"\n{_shown(base_model)}/ is absent or unfinished: the normal demo trains it first", flush=True)
@@ -645,7 +654,7 @@ def finetune_main(args: argparse.Namespace) -> int:
     rehearsal = None
     if args.rehearsal_share:
         rehearsal = Rehearsal(args.rehearsal_share, lambda: rehearsal_scenes(
-            args.rehearsal_data, demo_paths, PROFILES[args.profile]).resolve(), args.rehearsal_data)
+            args.rehearsal_data, demo_paths, demo_config(args)).resolve(), args.rehearsal_data)
     try:
         result = run_finetune(source, FINETUNE_PROFILES[args.profile], paths, base_model,
                               train_base if args.base_model is None else None, rehearsal)
@@ -667,7 +676,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if args.finetune_data is not None or args.finetune_train is not None:
         return finetune_main(args)
-    config = PROFILES[args.profile]
+    config = demo_config(args)
     paths = default_paths(args.root.resolve())
     try:
         result = run_demo(config, paths, fresh=args.fresh)

@@ -52,6 +52,13 @@ def test_a_new_scene_generator_regenerates_and_retrains(tmp_path, monkeypatch):
     assert not paths.data.exists() and not paths.checkpoints.exists()
 
 
+def test_seed_flag_sets_the_scenes_and_training_seed():
+    assert demo.demo_config(demo._parse_args([])) == demo.PROFILES["full"]
+    seeded = demo.demo_config(demo._parse_args(["--seed", "3"]))
+    assert seeded == dataclasses.replace(demo.PROFILES["full"], seed=3)
+    assert seeded.data_settings()["seed"] == 3  # new scenes: a rerun with another seed regenerates
+
+
 def test_interrupted_generation_is_redone(tmp_path):
     config = demo.PROFILES["smoke"]
     paths = _paths(tmp_path)
