@@ -193,6 +193,25 @@ def _set_determinism(seed: int, use_gpu: bool) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
+def _one_inter_op_thread(tf) -> None:
+    """Runs a step's independent ops one after another (each op still uses every core), unless the
+    environment sets TF_NUM_INTEROP_THREADS.
+
+    With several inter-op threads, TensorFlow on the CPU runs them concurrently, and the same
+    MobileNetV2 steps on the same batches from the same weights differed in their last bits in 4 of
+    8 processes despite op determinism (0 of 7 with one thread), so neither two runs of one seed nor a
+    resumed run and an uninterrupted one were the same. It costs 11 % of the step on a 2-core CPU
+    (bench/bench_inter_op.py; README "Same seed, same model").
+    """
+    if "TF_NUM_INTEROP_THREADS" in os.environ or tf.config.threading.get_inter_op_parallelism_threads() == 1:
+        return
+    try:
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # TensorFlow already ran in this process (train.py called as a library)
+        log.warning("TensorFlow already runs with several inter-op threads in this process: "
+                    "two runs of the same seed may differ in their last bits")
+
+
 def _gpu_count() -> int:
     tf = _tensorflow()
     if tf is not None:
@@ -240,6 +259,9 @@ def run_training(config: TrainConfig, report: Callable[[str], None] = log.info, 
     import distribute
     import run_lock
 
+    tf = _tensorflow()
+    if tf is not None and _gpu_count() == 0:
+        _one_inter_op_thread(tf)  # before anything runs TensorFlow: the setting is fixed from then on
     path_guard.check_outputs_apart({"--checkpoint_path": config.checkpoint_path},
                                    {"--training_data_path": config.training_data_path,
                                     "--rehearsal_data_path": config.rehearsal_data_path,

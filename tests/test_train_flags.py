@@ -169,3 +169,16 @@ def test_fine_tuning_loads_weights_and_starts_a_fresh_optimizer(tiny_trained_run
         momentum, velocity = values[momentum_path], values[velocity_path]
         np.testing.assert_allclose(velocity * (1 - beta_1) ** 2, momentum ** 2 * (1 - beta_2),
                                    rtol=1e-3, atol=1e-20, err_msg=momentum_path)
+
+
+# With the variable set the setting is left alone ("0": TensorFlow's own, which reads the variable).
+@pytest.mark.parametrize("environment, expected", [({}, "1"), ({"TF_NUM_INTEROP_THREADS": "2"}, "0")])
+def test_training_on_the_cpu_runs_one_inter_op_thread_unless_the_environment_says(environment, expected):
+    # A fresh process: TensorFlow fixes the setting when it first runs, as train.run_training's start is.
+    script = ("import tensorflow as tf, train\n"
+              "train._one_inter_op_thread(tf)\n"
+              "print(tf.config.threading.get_inter_op_parallelism_threads())")
+    env = {key: value for key, value in os.environ.items() if key != "TF_NUM_INTEROP_THREADS"} | environment
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == expected
